@@ -1,0 +1,40 @@
+# Two commands a new developer needs: `make replay` and `make test`. Both bootstrap .venv.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help replay test test-all lint typecheck bench clean
+
+help:  ## list targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## / - /'
+
+# Re-install whenever pyproject.toml is newer than the stamp (missing or stale venv).
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+replay: $(STAMP)  ## replay every golden offline, verify signatures, print the report
+	$(BIN)/harness-replay check
+
+test: $(STAMP) lint  ## the PR gate: lint + tier0 + tier1 (security set, e2e smoke) + goldens
+	$(BIN)/python -m pytest -q -n 2 -m "tier0 or tier1 or security"
+
+test-all: $(STAMP)  ## everything, nightly tiers included
+	$(BIN)/python -m pytest -q -n 2
+
+lint: $(STAMP)  ## ruff + import contracts
+	$(BIN)/ruff check harness replay tests bench
+	$(BIN)/lint-imports
+
+typecheck: $(STAMP)  ## mypy strict on harness/ and replay/
+	$(BIN)/mypy
+
+bench: $(STAMP)  ## print benchmark figures
+	@for f in bench/bench_*.py; do echo "== $$f"; $(BIN)/python $$f; done
+
+clean:  ## remove the venv and the junk DB
+	rm -rf $(VENV) .harness

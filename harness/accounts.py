@@ -1,0 +1,133 @@
+"""Tenants and API keys: keys are shown once, stored as SHA-256 hashes, revocable, with roles."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from harness.audit import append_audit
+from harness.clock import iso
+from harness.database.connect import unit_of_work
+from harness.database.models import ApiKey, Tenant
+from harness.errors import Conflict, InvalidRequest, NotFound, Unauthorized
+from harness.runtime import Runtime
+
+ROLES = frozenset({"submitter", "approver", "auditor", "admin"})
+KEY_PATTERN = re.compile(r"^hk_(?P<id>[a-z0-9]{16})_(?P<secret>[a-f0-9]{48})$")
+DEFAULT_ROUTING: dict[str, Any] = {
+    "allowed_models": ["sim-small", "sim-large"],
+    "default_model": "sim-small",
+    "allowed_tools": ["list_files", "read_file", "write_artifact"],
+}
+
+
+@dataclass(frozen=True)
+class Principal:
+    key_id: str
+    tenant_id: str
+    roles: frozenset[str]
+    name: str
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    key_id: str
+    tenant_id: str
+    roles: tuple[str, ...]
+    token: str  # shown once; only its hash is stored
+
+
+def hash_key(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def create_tenant(rt: Runtime, *, tenant_id: str, name: str, routing: dict[str, Any] | None = None) -> Tenant:
+    if not re.fullmatch(r"[a-z0-9][a-z0-9-]{1,62}", tenant_id):
+        raise InvalidRequest("tenant id must be 2-63 chars of a-z, 0-9 and '-'", field="id")
+    with unit_of_work(rt.sessions) as session:
+        if session.get(Tenant, tenant_id) is not None:
+            raise Conflict(f"tenant {tenant_id!r} already exists")
+        tenant = Tenant(
+            id=tenant_id,
+            name=name,
+            routing=routing or dict(DEFAULT_ROUTING),
+            created_at=iso(rt.clock.now()),
+        )
+        session.add(tenant)
+        session.flush()
+        append_audit(
+            session,
+            rt,
+            actor="cli",
+            tenant=tenant_id,
+            action="tenant.created",
+            target=f"tenant/{tenant_id}",
+            payload={"name": name},
+        )
+    return tenant
+
+
+def issue_key(rt: Runtime, *, tenant_id: str, name: str, roles: list[str]) -> IssuedKey:
+    bad = sorted(set(roles) - ROLES)
+    if not roles or bad:
+        raise InvalidRequest(
+            f"roles must be a non-empty subset of {', '.join(sorted(ROLES))}; got {', '.join(bad) or 'none'}"
+        )
+    key_id = rt.ids.new("key").removeprefix("key_")
+    token = f"hk_{key_id}_{rt.ids.token(24)}"
+    with unit_of_work(rt.sessions) as session:
+        if session.get(Tenant, tenant_id) is None:
+            raise NotFound(f"no tenant {tenant_id!r}")
+        session.add(
+            ApiKey(
+                id=f"key_{key_id}",
+                tenant_id=tenant_id,
+                name=name,
+                key_hash=hash_key(token),
+                roles=sorted(set(roles)),
+                created_at=iso(rt.clock.now()),
+            )
+        )
+        append_audit(
+            session,
+            rt,
+            actor="cli",
+            tenant=tenant_id,
+            action="key.issued",
+            target=f"key/key_{key_id}",
+            payload={"name": name, "roles": sorted(set(roles))},
+        )
+    return IssuedKey(
+        key_id=f"key_{key_id}", tenant_id=tenant_id, roles=tuple(sorted(set(roles))), token=token
+    )
+
+
+def revoke_key(rt: Runtime, *, key_id: str) -> None:
+    with unit_of_work(rt.sessions) as session:
+        key = session.get(ApiKey, key_id)
+        if key is None:
+            raise NotFound(f"no key {key_id!r}")
+        if key.revoked_at is None:
+            key.revoked_at = iso(rt.clock.now())
+            append_audit(
+                session, rt, actor="cli", tenant=key.tenant_id, action="key.revoked", target=f"key/{key_id}"
+            )
+
+
+def authenticate(session: Session, token: str | None) -> Principal:
+    """Resolve a bearer token to a principal; every failure is the same 401 to the caller."""
+    if not token or not KEY_PATTERN.fullmatch(token):
+        raise Unauthorized("missing or malformed API key", reason="malformed")
+    digest = hash_key(token)
+    key = session.execute(select(ApiKey).where(ApiKey.key_hash == digest)).scalar_one_or_none()
+    if key is None or not hmac.compare_digest(key.key_hash, digest):
+        raise Unauthorized("unknown API key", reason="unknown")
+    if key.revoked_at is not None:
+        raise Unauthorized("API key revoked", reason="revoked")
+    return Principal(key_id=key.id, tenant_id=key.tenant_id, roles=frozenset(key.roles), name=key.name)

@@ -1,0 +1,84 @@
+"""Request guards in front of the routes: body-size cap (413) and rate limits (429 + Retry-After)."""
+
+from __future__ import annotations
+
+import math
+import time
+
+from limits import RateLimitItem, parse
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from harness.api.problems import problem
+from harness.errors import HarnessError
+
+
+class TooManyRequests(HarnessError):
+    code = "rate-limited"
+    status = 429
+
+
+class RateLimits:
+    """Moving-window limits per API key and per tenant (the ``limits`` library, in memory)."""
+
+    def __init__(self, *, per_key: str, per_tenant: str) -> None:
+        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+        self._per_key: RateLimitItem = parse(per_key)
+        self._per_tenant: RateLimitItem = parse(per_tenant)
+
+    def check(self, *, key_id: str, tenant_id: str) -> None:
+        for item, scope in ((self._per_key, f"key:{key_id}"), (self._per_tenant, f"tenant:{tenant_id}")):
+            if not self._limiter.hit(item, scope):
+                reset = self._limiter.get_window_stats(item, scope).reset_time
+                retry_after = max(1, math.ceil(reset - time.time()))
+                raise TooManyRequests(
+                    f"rate limit {item} exceeded for {scope.split(':')[0]}; retry in {retry_after}s",
+                    retry_after=retry_after,
+                )
+
+
+class BodySizeLimit:
+    """Pure ASGI middleware: refuse bodies over ``max_bytes`` before they are parsed (413)."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._refuse(scope, receive, send)
+            return
+        # No (or an unreadable) Content-Length: buffer up to the cap, then replay to the app.
+        buffered: list[Message] = []
+        received = 0
+        while True:
+            message = await receive()
+            buffered.append(message)
+            if message["type"] != "http.request":
+                break
+            received += len(message.get("body", b""))
+            if received > self.max_bytes:
+                await self._refuse(scope, receive, send)
+                return
+            if not message.get("more_body", False):
+                break
+
+        async def replay() -> Message:
+            return buffered.pop(0) if buffered else await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = problem(
+            413,
+            "payload-too-large",
+            "Payload too large",
+            f"request body exceeds {self.max_bytes} bytes",
+            instance=scope.get("path"),
+        )
+        await response(scope, receive, send)

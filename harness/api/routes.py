@@ -1,0 +1,116 @@
+"""The three harness endpoints. Thin: parse, authenticate, call a service, shape the response."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi.responses import JSONResponse, PlainTextResponse
+
+from harness.accounts import Principal, authenticate
+from harness.api import idempotency
+from harness.api.schemas import ApproveRequest, RunAccepted, RunRequest, RunView
+from harness.canonical import digest
+from harness.database.connect import unit_of_work
+from harness.errors import HarnessError, InvalidRequest
+from harness.orchestrator.routing import find_smuggled_model
+from harness.runs import service
+from harness.runs.service import RunSpec
+from harness.runtime import Runtime
+
+router = APIRouter(prefix="/api/harness", tags=["harness"])
+
+
+def runtime(request: Request) -> Runtime:
+    rt: Runtime = request.app.state.runtime
+    return rt
+
+
+def principal(
+    request: Request,
+    authorization: Annotated[str | None, Header()] = None,
+) -> Principal:
+    rt = runtime(request)
+    token = None
+    if authorization and authorization.startswith("Bearer "):
+        token = authorization.removeprefix("Bearer ").strip()
+    with unit_of_work(rt.sessions) as session:
+        who = authenticate(session, token)
+    request.app.state.rate_limits.check(key_id=who.key_id, tenant_id=who.tenant_id)
+    return who
+
+
+Caller = Annotated[Principal, Depends(principal)]
+
+
+@router.post(
+    "/run",
+    status_code=202,
+    response_model=RunAccepted,
+    responses={409: {"description": "Idempotency-Key in flight"}},
+)
+def submit_run(
+    body: RunRequest,
+    request: Request,
+    caller: Caller,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> Response:
+    """Start a run: 202 with its id; the worker picks it up."""
+    rt = runtime(request)
+    smuggled = find_smuggled_model(body.model_dump())
+    if smuggled:
+        raise InvalidRequest(f"model may only be chosen with the 'model' field (found {smuggled!r})")
+    payload = body.model_dump(mode="json")
+    key = idempotency.validate_key(idempotency_key) if idempotency_key is not None else None
+    if key is not None:
+        stored = idempotency.claim(rt, tenant_id=caller.tenant_id, key=key, request_digest=digest(payload))
+        if stored is not None:
+            return JSONResponse(
+                stored.body, status_code=stored.status, headers={"Idempotent-Replayed": "true"}
+            )
+    try:
+        with unit_of_work(rt.sessions) as session:
+            run = service.create_run(session, rt, caller, RunSpec(body.task, body.model, body.tools))
+            accepted = RunAccepted(
+                run_id=run.id,
+                status=run.status,
+                model=run.model,
+                tools=list(run.tools),
+                links={"self": f"/api/harness/runs/{run.id}"},
+            ).model_dump(mode="json")
+            if key is not None:
+                idempotency.complete(session, tenant_id=caller.tenant_id, key=key, status=202, body=accepted)
+    except HarnessError:
+        if key is not None:
+            idempotency.release(rt, tenant_id=caller.tenant_id, key=key)
+        raise
+    return JSONResponse(accepted, status_code=202, headers={"Location": accepted["links"]["self"]})
+
+
+@router.post("/approve", response_model=dict[str, Any])
+def approve(body: ApproveRequest, request: Request, caller: Caller) -> dict[str, Any]:
+    """Apply the human gate to a run that is AWAITING_APPROVAL."""
+    return service.decide(
+        runtime(request), caller, run_id=body.run_id, decision=body.decision, reason=body.reason
+    )
+
+
+@router.get("/runs/{run_id}", response_model=RunView)
+def get_run(run_id: str, request: Request, caller: Caller) -> dict[str, Any]:
+    """Status, transitions, steps, pending approval and artifacts of one of your tenant's runs."""
+    rt = runtime(request)
+    with unit_of_work(rt.sessions) as session:
+        run = service.load_run(session, caller, run_id)
+        service.authorize(caller, "run:read", f"tenant/{run.tenant_id}/runs/{run.id}")
+        return service.run_view(session, run)
+
+
+@router.get("/runs/{run_id}/artifacts/{path:path}", response_class=PlainTextResponse)
+def get_artifact(run_id: str, path: str, request: Request, caller: Caller) -> PlainTextResponse:
+    """The bytes of one committed artifact, after checking they still match the recorded digest."""
+    rt = runtime(request)
+    with unit_of_work(rt.sessions) as session:
+        run = service.load_run(session, caller, run_id)
+        service.authorize(caller, "run:read", f"tenant/{run.tenant_id}/runs/{run.id}")
+        content = service.artifact_content(session, run, path)
+    return PlainTextResponse(content, media_type="text/plain; charset=utf-8")

@@ -1,0 +1,116 @@
+"""Atomic artifact commit: temp file + fsync + rename, and the DB row in the caller's transaction.
+
+If the transaction rolls back after the file landed, :func:`discard` removes it, so a run is
+never SUCCEEDED with a missing file and no file outlives its row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from harness.clock import iso
+from harness.database.models import Artifact
+from harness.errors import ArtifactError
+from harness.events import ArtifactCommitted
+from harness.redaction import redact
+from harness.runtime import Runtime
+from harness.tools.sandbox import Workspace
+
+_UNCOMMITTED = "harness.artifacts.uncommitted"
+
+
+@event.listens_for(Session, "after_commit")
+def _files_committed(session: Session) -> None:
+    session.info.pop(_UNCOMMITTED, None)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _rollback_files(session: Session, _previous: object) -> None:
+    # The rows are gone, so their files go too: no artifact outlives its row.
+    for path in session.info.pop(_UNCOMMITTED, []):
+        path.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class CommittedArtifact:
+    path: str
+    size: int
+    sha256: str
+    storage_path: Path
+
+
+def artifact_root(rt: Runtime, *, tenant_id: str, run_id: str) -> Path:
+    root = rt.settings.artifacts_dir / tenant_id / run_id
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def write_atomic(target: Path, data: bytes) -> None:
+    """Write ``data`` so ``target`` is either absent or complete, never partial."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+        dir_fd = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def commit_artifact(
+    session: Session, rt: Runtime, *, tenant_id: str, run_id: str, path: str, content: str
+) -> CommittedArtifact:
+    """Redact, write atomically inside the run's artifact root, and add the row to ``session``."""
+    workspace = Workspace(artifact_root(rt, tenant_id=tenant_id, run_id=run_id))
+    target = workspace.path_for_write(path)
+    data = redact(content).encode("utf-8")
+    try:
+        write_atomic(target, data)
+    except OSError as exc:
+        raise ArtifactError(f"could not write artifact {path!r}: {exc.strerror}", path=path) from exc
+    digest = hashlib.sha256(data).hexdigest()
+    session.add(
+        Artifact(
+            id=rt.ids.new("art"),
+            run_id=run_id,
+            tenant_id=tenant_id,
+            path=path,
+            size=len(data),
+            sha256=digest,
+            storage_path=str(target),
+            created_at=iso(rt.clock.now()),
+        )
+    )
+    session.flush()
+    session.info.setdefault(_UNCOMMITTED, []).append(target)
+    rt.sink.emit(ArtifactCommitted(run_id=run_id, path=path, size=len(data), sha256=digest))
+    return CommittedArtifact(path=path, size=len(data), sha256=digest, storage_path=target)
+
+
+def discard(artifact: CommittedArtifact) -> None:
+    """Compensate a rolled-back commit: the file goes with its row."""
+    artifact.storage_path.unlink(missing_ok=True)
+
+
+def verify_artifact(row: Artifact) -> bool:
+    """True when the stored file exists and matches the row's size and digest."""
+    target = Path(row.storage_path)
+    if not target.is_file():
+        return False
+    data = target.read_bytes()
+    return len(data) == row.size and hashlib.sha256(data).hexdigest() == row.sha256

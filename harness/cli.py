@@ -1,0 +1,207 @@
+"""``harness``: serve the API, run workers, manage the schema, tenants and keys, verify the audit log.
+
+Exit codes: 0 ok, 1 the checked thing is bad (e.g. audit verification failed), 2 usage or input error.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import click
+
+from harness.errors import HarnessError
+from harness.settings import Settings
+
+
+class HarnessGroup(click.Group):
+    """Turn a HarnessError into one line on stderr and exit 2, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except HarnessError as exc:
+            click.echo(f"error: {exc.message}", err=True)
+            sys.exit(2)
+
+
+def _runtime() -> Any:
+    from harness.runtime import build_runtime
+
+    return build_runtime(Settings())
+
+
+@click.group(cls=HarnessGroup)
+@click.version_option(package_name="harness-replay")
+def main() -> None:
+    """The AI harness service."""
+    from harness.observability import configure_logging
+
+    configure_logging(stream=sys.stderr)
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Create or upgrade the schema at HARNESS_DATABASE_URL (default: SQLite under .harness/)."""
+    from harness.database.migrate import head_revision, upgrade
+
+    settings = Settings()
+    upgrade(settings.resolved_database_url)
+    click.echo(f"database at revision {head_revision()}")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+def serve(host: str, port: int) -> None:
+    """Serve the HTTP API with uvicorn."""
+    import uvicorn
+
+    from harness.app import create_app
+
+    app = create_app(Settings())
+    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
+
+
+@main.command()
+@click.option("--poll", default=0.5, show_default=True, type=float, help="Seconds between empty polls.")
+@click.option("--once", is_flag=True, help="Drain due jobs, then exit.")
+def worker(poll: float, once: bool) -> None:
+    """Claim and run jobs until SIGINT/SIGTERM."""
+    from harness.database.connect import assert_migrated
+    from harness.jobs.worker import Worker, drain
+
+    rt = _runtime()
+    assert_migrated(rt.engine)
+    if once:
+        click.echo(f"ran {drain(rt)} job(s)")
+        return
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    click.echo("worker ready", err=True)
+    Worker(rt).serve(stop, poll_seconds=poll)
+
+
+@main.group()
+def tenants() -> None:
+    """Tenants and their API keys."""
+
+
+@tenants.command("create")
+@click.argument("tenant_id")
+@click.option("--name", help="Display name (default: the id).")
+@click.option(
+    "--key",
+    "keys",
+    multiple=True,
+    metavar="NAME:ROLE[,ROLE]",
+    help="Issue a key, e.g. --key alice:submitter --key bob:approver. Repeatable.",
+)
+@click.option(
+    "--files",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Directory copied into every run's workspace.",
+)
+def tenants_create(tenant_id: str, name: str | None, keys: tuple[str, ...], files: Path | None) -> None:
+    """Create a tenant and print its new keys as JSON (keys are shown once)."""
+    import shutil
+
+    from harness.accounts import create_tenant, issue_key
+
+    rt = _runtime()
+    specs = [_parse_key_spec(k) for k in keys]
+    create_tenant(rt, tenant_id=tenant_id, name=name or tenant_id)
+    if files is not None:
+        shutil.copytree(files, rt.settings.tenant_files_dir / tenant_id, dirs_exist_ok=True)
+    issued = [issue_key(rt, tenant_id=tenant_id, name=n, roles=r) for n, r in specs]
+    click.echo(
+        json.dumps(
+            {
+                "tenant": tenant_id,
+                "keys": [
+                    {"name": n, "id": k.key_id, "roles": list(k.roles), "token": k.token}
+                    for (n, _), k in zip(specs, issued, strict=True)
+                ],
+            },
+            indent=2,
+        )
+    )
+
+
+@tenants.command("add-key")
+@click.argument("tenant_id")
+@click.argument("spec", metavar="NAME:ROLE[,ROLE]")
+def tenants_add_key(tenant_id: str, spec: str) -> None:
+    """Issue one more key for a tenant."""
+    from harness.accounts import issue_key
+
+    name, roles = _parse_key_spec(spec)
+    key = issue_key(_runtime(), tenant_id=tenant_id, name=name, roles=roles)
+    click.echo(json.dumps({"name": name, "id": key.key_id, "roles": list(key.roles), "token": key.token}))
+
+
+@tenants.command("revoke-key")
+@click.argument("key_id")
+def tenants_revoke_key(key_id: str) -> None:
+    """Revoke a key; it is refused from the next request on."""
+    from harness.accounts import revoke_key
+
+    revoke_key(_runtime(), key_id=key_id)
+    click.echo(f"revoked {key_id}")
+
+
+def _parse_key_spec(spec: str) -> tuple[str, list[str]]:
+    name, sep, roles = spec.partition(":")
+    if not sep or not name or not roles:
+        raise click.BadParameter(f"{spec!r}: expected NAME:ROLE[,ROLE], e.g. alice:submitter")
+    return name, [r.strip() for r in roles.split(",") if r.strip()]
+
+
+@main.group()
+def audit() -> None:
+    """The tamper-evident audit log."""
+
+
+@audit.command("verify")
+@click.option(
+    "--trusted-keys",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Directory of *.pub.json keys that may sign checkpoints.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def audit_verify(trusted_keys: Path | None, as_json: bool) -> None:
+    """Recompute the hash chain (and checkpoints); name the first bad seq. Exit 1 when bad."""
+    from harness.audit import verify_log
+
+    report = verify_log(_runtime(), trusted_dir=trusted_keys)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "ok": report.ok,
+                    "entries": report.entries,
+                    "first_bad_seq": report.first_bad_seq,
+                    "problem": report.problem,
+                    "message": report.message,
+                    "checkpoints_verified": report.checkpoints_verified,
+                },
+                indent=2,
+            )
+        )
+    else:
+        click.echo(report.message)
+    sys.exit(0 if report.ok else 1)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

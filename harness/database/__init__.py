@@ -1,0 +1,1 @@
+"""Persistence: engine/session factory (``connect``), ORM models, Alembic migrations."""

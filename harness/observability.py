@@ -1,0 +1,141 @@
+"""Structured JSON logs, every line scrubbed by the redactor, and the service's Prometheus metrics.
+
+structlog events and stdlib ``logging`` records (third-party libraries) meet in one
+``ProcessorFormatter`` whose chain ends ``... -> redact_event -> JSONRenderer``, so
+nothing reaches the stream unscrubbed, including rendered tracebacks.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Final, TextIO
+
+import structlog
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
+from structlog.typing import Processor
+
+from harness.errors import ConfigError
+from harness.redaction import redact_event
+
+__all__ = [
+    "AUDIT_ENTRIES",
+    "GUARD_DECISIONS",
+    "JOBS_PROCESSED",
+    "METRICS_CONTENT_TYPE",
+    "PROVIDER_CALLS",
+    "PROVIDER_RETRIES",
+    "REGISTRY",
+    "RUNS_CREATED",
+    "RUN_TRANSITIONS",
+    "configure_logging",
+    "get_logger",
+    "render_metrics",
+]
+
+_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+class _RedactingHandler(logging.StreamHandler[TextIO]):
+    """The root handler configure_logging installs; its type lets a second call replace it."""
+
+
+def _shared_processors() -> list[Processor]:
+    # Run for structlog events and, as the foreign pre-chain, for stdlib records.
+    return [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_logger_name,
+        structlog.stdlib.add_log_level,
+        structlog.processors.StackInfoRenderer(),
+    ]
+
+
+def _formatter() -> structlog.stdlib.ProcessorFormatter:
+    return structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=_shared_processors(),
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,  # tracebacks become strings before redaction
+            redact_event,  # last before rendering: nothing reaches the stream unscrubbed
+            structlog.processors.JSONRenderer(sort_keys=True),
+        ],
+    )
+
+
+def configure_logging(*, stream: TextIO | None = None, level: str = "INFO") -> None:
+    """Send structlog and stdlib logs as redacted JSON lines to ``stream`` (default: stderr)."""
+    level_name = level.upper()
+    if level_name not in _LEVELS:
+        raise ConfigError(
+            f"unknown log level {level!r}; use one of {', '.join(_LEVELS)}", level=level
+        )
+    structlog.configure(
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *_shared_processors(),
+            structlog.stdlib.PositionalArgumentsFormatter(),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        # a cached logger would keep the old chain after a second configure_logging()
+        cache_logger_on_first_use=False,
+    )
+    handler = _RedactingHandler(stream if stream is not None else sys.stderr)
+    handler.setFormatter(_formatter())
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if isinstance(h, _RedactingHandler)]:
+        root.removeHandler(old)
+        old.close()
+    root.addHandler(handler)
+    root.setLevel(level_name)
+
+
+def get_logger(name: str) -> structlog.stdlib.BoundLogger:
+    """A structlog logger named ``name``; configure_logging() decides where its lines go."""
+    logger: structlog.stdlib.BoundLogger = structlog.stdlib.get_logger(name)
+    return logger
+
+
+REGISTRY: Final = CollectorRegistry(auto_describe=True)
+"""Our own registry, so tests and multiple apps in one process never collide on the global one."""
+
+RUNS_CREATED: Final = Counter(
+    "harness_runs_created", "Runs accepted.", ["tenant"], registry=REGISTRY
+)
+RUN_TRANSITIONS: Final = Counter(
+    "harness_run_transitions",
+    "Run state-machine transitions.",
+    ["from_status", "to_status"],
+    registry=REGISTRY,
+)
+PROVIDER_CALLS: Final = Counter(
+    "harness_provider_calls",
+    "Model provider calls by outcome.",
+    ["provider", "outcome"],
+    registry=REGISTRY,
+)
+PROVIDER_RETRIES: Final = Counter(
+    "harness_provider_retries", "Provider call retries.", ["provider"], registry=REGISTRY
+)
+JOBS_PROCESSED: Final = Counter(
+    "harness_jobs_processed", "Queue jobs processed.", ["kind", "outcome"], registry=REGISTRY
+)
+AUDIT_ENTRIES: Final = Counter(
+    "harness_audit_entries", "Audit log entries appended.", registry=REGISTRY
+)
+GUARD_DECISIONS: Final = Counter(
+    "harness_guard_decisions",
+    "Guardrail decisions.",
+    ["source", "action"],
+    registry=REGISTRY,
+)
+
+METRICS_CONTENT_TYPE: Final = CONTENT_TYPE_LATEST
+"""The Content-Type to serve render_metrics() with."""
+
+
+def render_metrics() -> bytes:
+    """The registry in Prometheus text exposition format."""
+    rendered: bytes = generate_latest(REGISTRY)
+    return rendered

@@ -1,0 +1,185 @@
+"""Per-tenant model and tool routing: a request may only select what its tenant allows.
+
+Model names are matched **exactly**, never normalised: no casefolding, stripping or Unicode
+folding happens before the allowlist check. The set of strings that can select a model is
+therefore finite and enumerable (the allowed canonical ids, the aliases resolving to them,
+``"default"`` and the empty string), so no spelling trick can reach a model the tenant was
+not given. Near misses are refused with a hint naming the allowed spelling.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, Final
+
+from harness.errors import ConfigError, ForbiddenModel, ForbiddenTool, InvalidRequest
+
+CANONICAL_MODELS: Final[frozenset[str]] = frozenset({
+    "sim-small", "sim-large", "gpt-4o-mini", "gpt-4o", "claude-3-5-haiku",
+})
+DEFAULT_MODEL_ALIAS: Final = "default"  # resolves to the tenant's own default_model
+MODEL_ALIASES: Final[Mapping[str, str]] = MappingProxyType({
+    "gpt-4o-2024-08-06": "gpt-4o",
+    "gpt-4o-2024-11-20": "gpt-4o",
+    "gpt-4o-mini-2024-07-18": "gpt-4o-mini",
+    "claude-3-5-haiku-latest": "claude-3-5-haiku",
+    "claude-3-5-haiku-20241022": "claude-3-5-haiku",
+})
+
+_TOOL_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
+_MAX_TOOLS = 64
+_MAX_SMUGGLING_DEPTH = 8
+# The request's own "model" field is the one legitimate place; these keys anywhere else
+# (after folding case, separators and lookalikes) are an attempt to route around it.
+_SMUGGLING_KEYS: Final[frozenset[str]] = frozenset({
+    "engine", "deployment", "deploymentid", "deploymentname", "azuredeployment", "llm",
+    "checkpoint", "providermodel", "modelname", "modelid", "model",
+})
+
+
+@dataclass(frozen=True)
+class TenantRouting:
+    """What one tenant may route to; validated on construction so bad config fails loudly."""
+
+    allowed_models: frozenset[str]
+    default_model: str
+    allowed_tools: frozenset[str]
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.allowed_models, frozenset) or not self.allowed_models:
+            raise ConfigError("allowed_models must be a non-empty frozenset of canonical model ids")
+        unknown = sorted(m for m in self.allowed_models if m not in CANONICAL_MODELS)
+        if unknown:
+            raise ConfigError(
+                f"allowed_models has unknown ids {unknown}; canonical ids are "
+                f"{sorted(CANONICAL_MODELS)} (aliases are not allowed in tenant config)"
+            )
+        if self.default_model not in self.allowed_models:
+            raise ConfigError(
+                f"default_model {self.default_model!r} is not in allowed_models "
+                f"{sorted(self.allowed_models)}"
+            )
+        if not isinstance(self.allowed_tools, frozenset):
+            raise ConfigError("allowed_tools must be a frozenset of tool names")
+        bad = sorted(
+            repr(t) for t in self.allowed_tools if type(t) is not str or not _TOOL_NAME.fullmatch(t)
+        )
+        if bad:
+            raise ConfigError(f"allowed_tools has malformed names {bad}; use [a-z][a-z0-9_]*")
+
+
+def _describe(value: object) -> str:
+    """A short, safe description of a rejected value (never calls a foreign __repr__)."""
+    if type(value) is str:
+        return repr(value if len(value) <= 64 else value[:63] + "…")
+    return f"a value of type {type(value).__name__}"
+
+
+def _near_miss(requested: str, allowed: frozenset[str]) -> str | None:
+    """The allowed id a sloppy or disguised spelling resembles, for the error message only."""
+    folded = unicodedata.normalize("NFKC", requested).casefold().strip()
+    folded = "".join(c for c in folded if c.isascii() and c.isprintable())
+    folded = MODEL_ALIASES.get(folded, folded)
+    return folded if folded in allowed and folded != requested else None
+
+
+def resolve_model(requested: object, *, policy: TenantRouting) -> str:
+    """The canonical model id for ``requested``; None, "" and "default" mean the tenant default.
+
+    Raises ``ForbiddenModel`` for anything else that is not exactly an allowed canonical id
+    or a known alias of one, including non-strings and str subclasses.
+    """
+    allowed = policy.allowed_models
+    choices = ", ".join(sorted(allowed))
+    if requested is None:
+        return policy.default_model
+    if type(requested) is not str:  # a str subclass could lie in __eq__/__hash__
+        raise ForbiddenModel(
+            f"model must be a plain string, got {_describe(requested)}; choose one of: {choices}",
+            requested=_describe(requested), allowed=sorted(allowed),
+        )
+    if requested in ("", DEFAULT_MODEL_ALIAS):
+        return policy.default_model
+    canonical = MODEL_ALIASES.get(requested, requested)
+    if canonical in allowed:
+        return canonical
+    hint = _near_miss(requested, allowed)
+    advice = (
+        f"model names are exact; did you mean {hint!r}?" if hint
+        else f"choose one of: {choices}, or omit it for the default {policy.default_model!r}"
+    )
+    raise ForbiddenModel(
+        f"model {_describe(requested)} is not allowed for this tenant; {advice}",
+        requested=_describe(requested), allowed=sorted(allowed),
+    )
+
+
+def resolve_tools(requested: object, *, policy: TenantRouting) -> tuple[str, ...]:
+    """The tools a run may use: None means every allowed tool; otherwise an exact list.
+
+    The result is deduplicated and sorted. A wrong shape raises ``InvalidRequest``; a tool
+    the tenant does not allow raises ``ForbiddenTool``. An empty list means no tools.
+    """
+    if requested is None:
+        return tuple(sorted(policy.allowed_tools))
+    # exact types: a str is iterable and a subclass could lie about its items
+    if not isinstance(requested, (list, tuple)) or type(requested) not in (list, tuple):
+        raise InvalidRequest(
+            f"tools must be a list of tool names, got {_describe(requested)}", field="tools"
+        )
+    if len(requested) > _MAX_TOOLS:
+        raise InvalidRequest(f"at most {_MAX_TOOLS} tools may be requested", field="tools")
+    not_strings = [_describe(t) for t in requested if type(t) is not str]
+    if not_strings:
+        raise InvalidRequest(
+            f"tool names must be plain strings, got {', '.join(not_strings[:3])}", field="tools"
+        )
+    names: list[str] = list(requested)
+    forbidden = sorted({n for n in names if n not in policy.allowed_tools})
+    if forbidden:
+        raise ForbiddenTool(
+            f"tool(s) {', '.join(_describe(n) for n in forbidden[:5])} are not allowed for this "
+            f"tenant; allowed tools: {', '.join(sorted(policy.allowed_tools)) or 'none'}",
+            requested=[_describe(n) for n in forbidden[:5]], allowed=sorted(policy.allowed_tools),
+        )
+    return tuple(sorted(set(names)))
+
+
+def _fold_key(key: object) -> str:
+    text = unicodedata.normalize("NFKC", str(key)).casefold()
+    return "".join(c for c in text if c.isalnum())
+
+
+def find_smuggled_model(extra: Mapping[str, Any]) -> str | None:
+    """The path of the first field that tries to choose a model outside the top-level ``model``.
+
+    Walks nested mappings and lists (sorted keys, depth first). A key counts when, folded to
+    lower-case alphanumerics, it names a model or deployment ("engine", "Model-Name",
+    "options.model", ...). Pass the whole request body: its top-level ``model`` is exempt.
+    """
+    return _smuggled(extra, path="", depth=0)
+
+
+def _smuggled(value: object, *, path: str, depth: int) -> str | None:
+    if depth > _MAX_SMUGGLING_DEPTH:
+        return path or "<root>"  # refuse what we cannot inspect rather than let it through
+    if isinstance(value, Mapping):
+        for key in sorted(value, key=str):
+            child = f"{path}.{key}" if path else str(key)
+            folded = _fold_key(key)
+            top_level_model = depth == 0 and key == "model"
+            if not top_level_model and (folded in _SMUGGLING_KEYS or "model" in folded):
+                return child
+            found = _smuggled(value[key], path=child, depth=depth + 1)
+            if found is not None:
+                return found
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            found = _smuggled(item, path=f"{path}[{i}]", depth=depth + 1)
+            if found is not None:
+                return found
+    return None

@@ -1,0 +1,204 @@
+"""Provider cassettes: vcrpy, scrubbed, versioned, matched by canonical request digest.
+
+* Match on method + path + canonical JSON body (a changed prompt never gets the old answer).
+* An index from request digest to interactions replaces vcrpy's linear scan over every
+  recorded interaction (which also formats a debug string per comparison).
+* Requests keep only method, a fixed provider URI, content type and the canonical body;
+  responses keep status, content type and the body passed through the harness redactor.
+* Our own app's in-process traffic (``testserver``) is never recorded.
+* A miss in replay raises :class:`CassetteMissSignal` (a ``BaseException``, so neither the SDK
+  nor the harness's retry layer can turn it into "Connection error."), naming the request and
+  the nearest recorded one.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+from vcr.cassette import Cassette
+from vcr.record_mode import RecordMode
+from vcr.request import Request
+
+from harness.canonical import digest, dumps_canonical
+from harness.redaction import redact, redact_data
+from replay.errors import FormatVersionError
+
+CASSETTE_FORMAT_VERSION = 1
+PROVIDER_ORIGIN = "https://provider.sim"
+APP_HOSTS = frozenset({"testserver"})
+KEPT_RESPONSE_HEADERS = frozenset({"content-type"})
+
+
+class CassetteMissSignal(BaseException):
+    """Replay met an unrecorded request. BaseException on purpose: nothing may swallow it."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def _body_text(body: bytes | str | None) -> str:
+    if body is None:
+        return ""
+    return body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+
+
+def _canonical_body(body: bytes | str | None) -> str:
+    text = _body_text(body)
+    try:
+        return json.dumps(json.loads(text), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    except ValueError:
+        return text
+
+
+def request_key(method: str, path: str, body: bytes | str | None) -> str:
+    """The digest two requests must share to match."""
+    return digest([method.upper(), path, _canonical_body(body)])
+
+
+def scrub_request(request: Request) -> Request | None:
+    """Drop our app's traffic; keep method, fixed origin + path, content type and canonical body."""
+    parts = urlsplit(request.uri)
+    if parts.hostname in APP_HOSTS:
+        return None
+    body = _canonical_body(request.body)
+    try:
+        body = json.dumps(
+            redact_data(json.loads(body)), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        )
+    except ValueError:
+        body = redact(body)
+    scrubbed = Request(
+        request.method,
+        f"{PROVIDER_ORIGIN}{parts.path}",
+        body.encode("utf-8"),
+        {"content-type": "application/json"},
+    )
+    return scrubbed
+
+
+def scrub_response(response: dict[str, Any]) -> dict[str, Any]:
+    """Keep status, content type and a redacted body; drop ids, dates, org/project, cookies."""
+    headers = {k: v for k, v in response.get("headers", {}).items() if k.lower() in KEPT_RESPONSE_HEADERS}
+    raw = response.get("body", {}).get("string", b"")
+    text = _body_text(raw)
+    try:
+        text = json.dumps(redact_data(json.loads(text)), ensure_ascii=False, separators=(",", ":"))
+    except ValueError:
+        text = redact(text)
+    return {"status": response["status"], "headers": headers, "body": {"string": text.encode("utf-8")}}
+
+
+class _Serializer:
+    """vcrpy's YAML, wrapped with our format version (checked on load)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def serialize(self, cassette_dict: dict[str, Any]) -> str:
+        data = {"harness_cassette_format": CASSETTE_FORMAT_VERSION, **cassette_dict}
+        for interaction in data.get("interactions", []):
+            interaction.get("request", {}).pop("headers", None)
+        return yaml.safe_dump(data, sort_keys=True, allow_unicode=True, width=100)
+
+    def deserialize(self, text: str) -> dict[str, Any]:
+        data = yaml.safe_load(text) or {}
+        version = data.pop("harness_cassette_format", None)
+        if version != CASSETTE_FORMAT_VERSION:
+            raise FormatVersionError(
+                f"{self.path}: cassette format {version!r} is not {CASSETTE_FORMAT_VERSION}; "
+                f"re-record with `harness-replay record {self.path.stem}`"
+            )
+        for interaction in data.get("interactions", []):
+            interaction["request"].setdefault("headers", {})
+        return dict(data)
+
+
+class IndexedCassette(Cassette):  # type: ignore[misc]
+    """A vcrpy cassette that finds interactions by request digest instead of scanning."""
+
+    def _key(self, request: Request) -> str:
+        return request_key(request.method, urlsplit(request.uri).path, request.body)
+
+    def append(self, request: Request, response: dict[str, Any]) -> None:
+        before = len(self.data)
+        super().append(request, response)
+        if len(self.data) > before:
+            index: dict[str, list[int]] = self.__dict__.setdefault("_by_key", {})
+            stored = self.data[-1][0]
+            index.setdefault(self._key(stored), []).append(len(self.data) - 1)
+
+    def _responses(self, request: Request) -> Iterator[tuple[int, dict[str, Any]]]:
+        request = self._before_record_request(request)
+        if not request:
+            return
+        for i in self.__dict__.get("_by_key", {}).get(self._key(request), ()):
+            yield i, self.data[i][1]
+
+    def can_play_response_for(self, request: Request) -> bool:
+        scrubbed = self._before_record_request(request)
+        if not scrubbed:
+            return False
+        if request in self:
+            return True
+        if self.write_protected:
+            raise CassetteMissSignal(self._miss_message(scrubbed))
+        return False
+
+    def _miss_message(self, request: Request) -> str:
+        path = urlsplit(request.uri).path
+        wanted = _pretty(request.body)
+        same_route = [r for r, _ in self.data if r.method == request.method and urlsplit(r.uri).path == path]
+        lines = [f"the cassette {self._path} has no recorded answer for {request.method} {path}"]
+        if not same_route:
+            lines.append(f"it holds no {request.method} {path} at all ({len(self.data)} interaction(s))")
+        else:
+            nearest = max(
+                same_route,
+                key=lambda r: difflib.SequenceMatcher(None, _pretty(r.body), wanted, autojunk=False).ratio(),
+            )
+            diff = difflib.unified_diff(
+                _pretty(nearest.body).splitlines(),
+                wanted.splitlines(),
+                "nearest recorded request",
+                "request made now",
+                lineterm="",
+                n=2,
+            )
+            lines.append("diff against the nearest recorded request:")
+            lines.extend(list(diff)[:60])
+        lines.append("if the change is intended, re-record: harness-replay record <scenario>")
+        return "\n".join(lines)
+
+
+def _pretty(body: bytes | str | None) -> str:
+    text = _canonical_body(body)
+    try:
+        return dumps_canonical(json.loads(text))
+    except ValueError:
+        return text
+
+
+@contextmanager
+def use_cassette(path: Path, *, record: bool) -> Iterator[IndexedCassette]:
+    """Record (overwrite) or replay (read-only, misses raise) the cassette at ``path``."""
+    serializer = _Serializer(path)
+    if not record and not path.exists():
+        raise FileNotFoundError(path)
+    with IndexedCassette.use(
+        path=str(path),
+        serializer=serializer,
+        record_mode=RecordMode.ALL if record else RecordMode.NONE,
+        before_record_request=scrub_request,
+        before_record_response=scrub_response,
+        match_on=(),
+        allow_playback_repeats=False,
+    ) as cassette:
+        yield cassette

@@ -1,0 +1,1 @@
+"""Shared test plumbing: databases, runtimes, API clients, the provider simulator."""
