@@ -66,9 +66,7 @@ def configure_logging(*, stream: TextIO | None = None, level: str = "INFO") -> N
     """Send structlog and stdlib logs as redacted JSON lines to ``stream`` (default: stderr)."""
     level_name = level.upper()
     if level_name not in _LEVELS:
-        raise ConfigError(
-            f"unknown log level {level!r}; use one of {', '.join(_LEVELS)}", level=level
-        )
+        raise ConfigError(f"unknown log level {level!r}; use one of {', '.join(_LEVELS)}", level=level)
     structlog.configure(
         processors=[
             structlog.stdlib.filter_by_level,
@@ -100,9 +98,7 @@ def get_logger(name: str) -> structlog.stdlib.BoundLogger:
 REGISTRY: Final = CollectorRegistry(auto_describe=True)
 """Our own registry, so tests and multiple apps in one process never collide on the global one."""
 
-RUNS_CREATED: Final = Counter(
-    "harness_runs_created", "Runs accepted.", ["tenant"], registry=REGISTRY
-)
+RUNS_CREATED: Final = Counter("harness_runs_created", "Runs accepted.", ["tenant"], registry=REGISTRY)
 RUN_TRANSITIONS: Final = Counter(
     "harness_run_transitions",
     "Run state-machine transitions.",
@@ -121,9 +117,7 @@ PROVIDER_RETRIES: Final = Counter(
 JOBS_PROCESSED: Final = Counter(
     "harness_jobs_processed", "Queue jobs processed.", ["kind", "outcome"], registry=REGISTRY
 )
-AUDIT_ENTRIES: Final = Counter(
-    "harness_audit_entries", "Audit log entries appended.", registry=REGISTRY
-)
+AUDIT_ENTRIES: Final = Counter("harness_audit_entries", "Audit log entries appended.", registry=REGISTRY)
 GUARD_DECISIONS: Final = Counter(
     "harness_guard_decisions",
     "Guardrail decisions.",

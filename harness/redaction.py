@@ -1,4 +1,4 @@
-"""The one secret redactor: finds secrets in text and data and replaces them with markers.
+"""The one secret redactor: finds secrets in text and data, replaces them with ``[REDACTED:<type>]``.
 
 Logs, audit payloads, artifacts, stored prompts, cassettes and goldens all scrub through
 this module, so a rule added here protects every one of them. Pure: no I/O imports.
@@ -36,9 +36,10 @@ SECRET_FIELD: Final = "secret_field"  # noqa: S105 -- a marker type name, not a 
 """The type in ``[REDACTED:secret_field]``: a value stored under a secret-ish key."""
 
 _MARKER: Final = re.compile(r"\[REDACTED:[a-z0-9_]+\]")
-# Replacing a span can create a new match around the marker (``token=<marker>.tail``);
-# redact() repeats until nothing is found. Each pass shrinks the unredacted text, and real
-# inputs settle in two passes; the bound only guards against a rule bug looping forever.
+# A marker's own words can bring a neighbour within a keyword rule's reach (the marker
+# for a PEM block says "private_key"), so redact() repeats until nothing is found. Each
+# pass shrinks the unredacted text and real inputs settle in two; the bound only guards
+# against a rule bug looping forever.
 _MAX_PASSES: Final = 8
 
 
@@ -136,8 +137,8 @@ _START: Final = r"(?<![A-Za-z0-9_-])"
 _END: Final = r"(?![A-Za-z0-9_-])"
 
 
-def _token_rule(type_: str, body: str, *hints: str, flags: int = 0) -> _PatternRule:
-    return _PatternRule(type_, re.compile(_START + body + _END, flags), hints)
+def _token_rule(type_: str, body: str, *hints: str) -> _PatternRule:
+    return _PatternRule(type_, re.compile(_START + body + _END), hints)
 
 
 # One vocabulary of secret-ish key names for text assignments; is_secret_key() below is
@@ -204,9 +205,7 @@ _RULES: Final[tuple[_Rule, ...]] = (
     ),
     _token_rule("jwt", r"eyJ[A-Za-z0-9_-]{8,}\.ey[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*", "eyJ"),
     _token_rule("anthropic_api_key", r"sk-ant-[A-Za-z0-9_-]{20,}", "sk-ant-"),
-    _token_rule(
-        "openai_api_key", r"sk-(?!ant-)(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}", "sk-"
-    ),
+    _token_rule("openai_api_key", r"sk-(?!ant-)(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}", "sk-"),
     _token_rule("github_fine_grained_pat", r"github_pat_[A-Za-z0-9_]{22,}", "github_pat_"),
     _token_rule("github_pat", r"ghp_[A-Za-z0-9]{36,}", "ghp_"),
     _token_rule("github_oauth_token", r"gho_[A-Za-z0-9]{36,}", "gho_"),
@@ -216,9 +215,7 @@ _RULES: Final[tuple[_Rule, ...]] = (
     _token_rule("gitlab_pat", r"glpat-[A-Za-z0-9_-]{20,}", "glpat-"),
     _PatternRule(
         "slack_webhook",
-        re.compile(
-            r"https?://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9_/+-]{20,}"
-        ),
+        re.compile(r"https?://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9_/+-]{20,}"),
         ("hooks.slack.com",),
     ),
     _token_rule("slack_token", r"xox[abeoprs]-[A-Za-z0-9-]{10,}", "xox"),
@@ -233,9 +230,7 @@ _RULES: Final[tuple[_Rule, ...]] = (
     _token_rule("twilio_api_key", r"SK[0-9a-fA-F]{32}", "SK"),
     _PatternRule(
         "aws_access_key_id",
-        re.compile(
-            r"(?<![A-Za-z0-9])(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z0-9]{16}(?![A-Za-z0-9])"
-        ),
+        re.compile(r"(?<![A-Za-z0-9])(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z0-9]{16}(?![A-Za-z0-9])"),
         ("AKIA", "ASIA", "ABIA", "ACCA", "A3T"),
     ),
     _NearKeywordRule(

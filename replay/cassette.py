@@ -144,13 +144,40 @@ class IndexedCassette(Cassette):  # type: ignore[misc]
 
     def can_play_response_for(self, request: Request) -> bool:
         scrubbed = self._before_record_request(request)
-        if not scrubbed:
+        if not scrubbed or self.record_mode == RecordMode.ALL:  # recording always asks the provider
             return False
         if request in self:
             return True
         if self.write_protected:
-            raise CassetteMissSignal(self._miss_message(scrubbed))
+            return self._diverge(scrubbed)
         return False
+
+    def _diverge(self, request: Request) -> bool:
+        """A miss: keep replaying by position so the trace diff can localise the change.
+
+        The miss is remembered and makes the scenario a regression; it never passes.
+        Without a positional counterpart the miss is fatal (:class:`CassetteMissSignal`).
+        """
+        path = urlsplit(request.uri).path
+        for i, (stored, _) in enumerate(self.data):
+            if (
+                self.play_counts[i] == 0
+                and stored.method == request.method
+                and urlsplit(stored.uri).path == path
+            ):
+                self.__dict__.setdefault("_fallback", {})[self._key(request)] = i
+                self.__dict__.setdefault("misses", []).append(self._miss_message(request))
+                return True
+        raise CassetteMissSignal(self._miss_message(request))
+
+    def play_response(self, request: Request) -> Any:
+        fallback = self.__dict__.get("_fallback", {}).pop(
+            self._key(self._before_record_request(request)), None
+        )
+        if fallback is None:
+            return super().play_response(request)
+        self.play_counts[fallback] += 1
+        return self.data[fallback][1]
 
     def _miss_message(self, request: Request) -> str:
         path = urlsplit(request.uri).path
@@ -174,6 +201,7 @@ class IndexedCassette(Cassette):  # type: ignore[misc]
             )
             lines.append("diff against the nearest recorded request:")
             lines.extend(list(diff)[:60])
+        lines.append("(replay continued with the recorded answers in order, to show the trace diff)")
         lines.append("if the change is intended, re-record: harness-replay record <scenario>")
         return "\n".join(lines)
 
@@ -202,3 +230,9 @@ def use_cassette(path: Path, *, record: bool) -> Iterator[IndexedCassette]:
         allow_playback_repeats=False,
     ) as cassette:
         yield cassette
+
+
+def empty_cassette_text() -> str:
+    return yaml.safe_dump(
+        {"harness_cassette_format": CASSETTE_FORMAT_VERSION, "interactions": [], "version": 1}
+    )

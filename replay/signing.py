@@ -19,6 +19,7 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, Final
 
 from harness.canonical import dumps_canonical, jcs_bytes, sha256_hex
@@ -291,7 +292,7 @@ class _Check:
         self.approvals = 0
         self.keys = store.display(store.keys_dir)
 
-    def show(self, path: Any) -> str:
+    def show(self, path: Path) -> str:
         return self.store.display(path)
 
     def run(self) -> None:
@@ -308,9 +309,9 @@ class _Check:
                     self.check_trace_audit(trace_bytes, entries)
         self._check_approvals(trace_bytes, audit_bytes)
 
-    def _read(self, path: Any, why: str) -> bytes | None:
+    def _read(self, path: Path, why: str) -> bytes | None:
         try:
-            data: bytes = path.read_bytes()
+            data = path.read_bytes()
         except FileNotFoundError:
             self.problems.append(f"{self.show(path)} is missing: {why}")
             return None

@@ -250,14 +250,16 @@ class GoldenStore:
                 f"scenario {name!r} has no pending update (neither "
                 f"{self.display(paths.trace_new)} nor {self.display(paths.cassette_new)} exists)"
             )
+        # Parsed before anything moves, so an unreadable trace.json.new changes nothing.
+        audit = _audit_section(paths.trace_new) if paths.trace_new.exists() else None
         replaced: list[Path] = []
         if paths.cassette_new.exists():
             os.replace(paths.cassette_new, paths.cassette)
             replaced.append(paths.cassette)
-        if paths.trace_new.exists():
+        if audit is not None:
             # audit.jsonl mirrors trace.json's audit section; write it first from the new
             # trace so the pair never disagrees once trace.json is in place.
-            atomic_write_bytes(paths.audit, audit_jsonl_bytes(_audit_section(paths.trace_new)))
+            atomic_write_bytes(paths.audit, audit_jsonl_bytes(audit))
             os.replace(paths.trace_new, paths.trace)
             replaced += [paths.audit, paths.trace]
         return replaced

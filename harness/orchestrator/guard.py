@@ -450,8 +450,17 @@ _LANGUAGE: Final[tuple[tuple[str, re.Pattern[str]], ...]] = (
         r"\b(?:do\s+not|don'?t|never|stop|no\s+longer)\s+(?:follow|obey|adhere\s+to|comply\s+with"
         rf"|listen\s+to|respect|apply)(?:ing)?\s+(?:to\s+)?{_FILL}{{0,2}}?{_OV_QUAL}\b\W*"
         rf"{_FILL}{{0,2}}?{_OV_NOUN}\b",
+        rf"\b(?:{_OV_VERB}|set\s+aside|put\s+aside|throw\s+out)\b\W+{_FILL}{{0,3}}?{_OV_NOUN}\b"
+        r"(?:\W+[\w'-]+){0,5}?\W+(?:earlier|before|previously|above|so\s+far|until\s+now"
+        r"|at\s+the\s+start)\b",
+        rf"\b(?:your|the|all|any)\s+{_FILL}{{0,2}}?{_OV_NOUN}\s+(?:no\s+longer\s+apply|(?:do\s+not"
+        r"|don't)\s+apply|(?:are|is)\s+(?:now\s+)?(?:void|null|cancell?ed|revoked|suspended|lifted"
+        r"|disabled|lifted))\b",
+        r"\bsafety\s+(?:protocols?|filters?|guidelines?|rules|measures)\s+(?:are\s+|have\s+been\s+)?"
+        r"(?:now\s+)?(?:disabled|off|lifted|suspended|removed)\b",
     )),
     ("override.new_instructions", _rx(
+        r"\bsystem\s+override\b|\boverride\s+mode\b",
         r"\b(?:new|updated|revised|real|actual|true|overriding|override|secret|hidden|priority|admin"
         r"|emergency)\s+(?:system\s+)?(?:instructions?|directives?|orders|prompt)\s*:",
         r"\byour\s+(?:new|real|actual|true|updated|only)\s+(?:task|goal|objective|instructions?|role"
@@ -501,6 +510,12 @@ _LANGUAGE: Final[tuple[tuple[str, re.Pattern[str]], ...]] = (
         rf"\bwhat\s+(?:is|are|were|was)\s+(?:your|the)\s+(?:{_EX_ADJ}\s+)*(?:{_EX_KEY}[\s-]*)+"
         r"(?:prompts?|instructions|message|rules)\b",
         r"\bwhat\s+(?:are|were)\s+your\s+(?:instructions|rules|directives)\b",
+        r"\b(?:what|which)\s+(?:instructions|rules|directives|guidelines|prompt)\s+(?:were|have|did)"
+        r"\s+you\s+(?:been\s+)?(?:given|told|receive)",
+        r"\bwhat\s+(?:did\s+|has\s+)?(?:the\s+|your\s+)?(?:developer|system|operator|creator"
+        r"|admin)s?\s+(?:tell|told|instruct(?:ed)?|said\s+to)\s+you\b",
+        rf"\b{_EX_VERB}\b\W+(?:me\W+)?(?:everything|all)\s+(?:that\s+is\s+)?(?:in|from)\s+your\s+"
+        r"(?:context|memory|context\s+window|prompt)\b",
         r"\b(?:repeat|print|output|recite|copy|echo|type)\s+(?:back\s+|out\s+)?(?:all\s+|everything\s+"
         r"|the\s+)?(?:(?:text|words|content|lines|message|messages|everything|tokens)\s+)?(?:above"
         r"|before\s+this|preceding|prior\s+to\s+this)\b(?!\s+(?:table|list|code|example|output"
@@ -552,6 +567,8 @@ _LANGUAGE: Final[tuple[tuple[str, re.Pattern[str]], ...]] = (
         r"\b(?:admin|administrator|security\s+team|operator|owner|human|user|manager|supervisor)\s+"
         r"(?:has\s+)?(?:already\s+)?(?:approved|authori[sz]ed|signed\s+off\s+on|pre-?approved)\s+"
         r"(?:this|it|the\s+(?:request|action|deletion|transfer|operation|payment|change|command))\b",
+        r"\b(?:user|admin|owner|customer|operator)\s+(?:has\s+)?(?:already\s+)?(?:consented|agreed)"
+        r"\s+to\s+(?:this|it|the\s+(?:request|action|deletion|transfer|operation|payment))\b",
         r"\bapproval\s+(?:granted|confirmed|received|given|obtained)\b"
         r"|\bapproval[_\s-]?(?:token|code|id)\s*[:=]",
         r"[\"']?(?:approved|is_approved|human_approved|approval_granted|pre_approved|authorized"
@@ -576,6 +593,9 @@ _LANGUAGE: Final[tuple[tuple[str, re.Pattern[str]], ...]] = (
         r"|whole)\b(?:\s+(?:of\s+)?(?:the\s+|your\s+|my\s+|our\s+|their\s+|this\s+)?[\w/.~*-]+)"
         rf"{{0,3}}?\s+{_DESTROY_TARGET}\b",
         rf"{_NOT_NEGATED}\b{_DESTROY_VERB}\s+(?:absolutely\s+)?everything\b",
+        r"\b(?:erase|wipe|destroy|nuke|shred)\s+(?:the\s+|our\s+|your\s+)?(?:repository|repo"
+        r"|database|db|disk|drive|backups?|server|bucket|cluster)\b",
+        rf"\b(?:overwrite|replace|truncate|delete|remove|rm)\s+{_SYSTEM_DIR}",
         rf"\b{_DESTROY_VERB}\s+(?:the\s+)?(?:production|prod|live)\s+(?:database|db|cluster|server"
         r"|environment|data)\b",
         r"\brm\s+-(?:[a-z]*r[a-z]*f|[a-z]*f[a-z]*r)[a-z]*\s+(?:/(?:\s|$|\*)|~/?(?:\s|$)|\*"
@@ -674,7 +694,7 @@ class _Edit:
     text: str
 
 
-def _marker_scan(skel: _Skeleton) -> tuple[list[GuardFinding], list[_Edit]]:
+def _marker_scan(text: str, skel: _Skeleton) -> tuple[list[GuardFinding], list[_Edit]]:
     findings: list[GuardFinding] = []
     edits: list[_Edit] = []
     s = skel.text
@@ -682,8 +702,8 @@ def _marker_scan(skel: _Skeleton) -> tuple[list[GuardFinding], list[_Edit]]:
         for m in marker.pattern.finditer(s):
             at = skel.source_index(m.start("at"))
             edits.append(_Edit(at, at, marker.escape))
-            if marker.rule is not None:
-                findings.append(GuardFinding(marker.rule, f"{marker.label}: {_quote(m.group())}"))
+            a, b = skel.source_span(m.start(), m.end("at"))
+            findings.append(GuardFinding(marker.rule, f"{marker.label}: {_quote(text[a:b])}"))
     for rule, pattern in _SSTI:
         for m in pattern.finditer(s):
             findings.append(GuardFinding(rule, f"template expression {_quote(m.group())}"))
@@ -794,7 +814,7 @@ def _scan_nested(text: str, depth: int) -> list[GuardFinding]:
     """Every finding in a hidden or encoded payload (no escapes: the payload is never shown)."""
     visible = _strip_invisible(text)
     skel = _Skeleton.of(visible.text)
-    findings, _ = _marker_scan(skel)
+    findings, _ = _marker_scan(visible.text, skel)
     findings.extend(_hidden_findings(visible, depth))
     findings.extend(_language_scan(visible.text, skel, depth))
     return findings
@@ -829,7 +849,7 @@ def inspect_untrusted(
     source = UntrustedSource(source)
     visible = _strip_invisible(text)
     skel = _Skeleton.of(visible.text)
-    findings, edits = _marker_scan(skel)
+    findings, edits = _marker_scan(visible.text, skel)
     findings.extend(_hidden_findings(visible, depth=0))
     findings.extend(_language_scan(visible.text, skel, depth=0))
     unique = _dedupe(findings)
@@ -844,7 +864,7 @@ def inspect_untrusted(
 def sanitise(text: str) -> str:
     """Only the neutralising rewrite of ``inspect_untrusted`` (no language detection)."""
     visible = _strip_invisible(text)
-    _, edits = _marker_scan(_Skeleton.of(visible.text))
+    _, edits = _marker_scan(visible.text, _Skeleton.of(visible.text))
     return _apply(visible.text, edits)
 
 

@@ -8,7 +8,8 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from harness.orchestrator.guard import GuardVerdict, UntrustedSource, delimit, inspect_untrusted
+from harness.errors import InjectionBlocked
+from harness.orchestrator.guard import GuardAction, GuardVerdict, UntrustedSource, delimit, inspect_untrusted
 from harness.retrieval import RetrievedDocument
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "prompts"
@@ -41,6 +42,8 @@ def assemble(
 ) -> AssembledPrompt:
     """The opening messages of a run: system rules, then the guarded task and documents."""
     task_verdict = inspect_untrusted(task, source=UntrustedSource.USER_TASK)
+    if task_verdict.action == GuardAction.BLOCK:  # the API refuses these; this is defence in depth
+        raise InjectionBlocked("the task was refused by the injection guard")
     doc_verdicts = [
         inspect_untrusted(doc.body, source=UntrustedSource.RETRIEVED_DOCUMENT) for doc in documents
     ]

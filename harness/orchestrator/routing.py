@@ -149,8 +149,15 @@ def resolve_tools(requested: object, *, policy: TenantRouting) -> tuple[str, ...
     return tuple(sorted(set(names)))
 
 
+# Cyrillic/Greek letters that pass for Latin in a field name ("mоdel" with a Cyrillic o).
+_KEY_LOOKALIKES = str.maketrans({
+    "а": "a", "е": "e", "о": "o", "р": "p", "с": "c", "і": "i", "м": "m", "ԁ": "d", "ӏ": "l",
+    "ο": "o", "ε": "e", "ι": "i", "ν": "v",
+})
+
+
 def _fold_key(key: object) -> str:
-    text = unicodedata.normalize("NFKC", str(key)).casefold()
+    text = unicodedata.normalize("NFKC", str(key)).casefold().translate(_KEY_LOOKALIKES)
     return "".join(c for c in text if c.isalnum())
 
 

@@ -18,10 +18,11 @@ from harness.canonical import digest
 from harness.clock import iso
 from harness.database.connect import unit_of_work
 from harness.database.models import Approval, Artifact, Run, RunTransition, Step, Tenant
-from harness.errors import Forbidden, IllegalTransition, InvalidRequest, NotFound
+from harness.errors import Forbidden, IllegalTransition, InjectionBlocked, InvalidRequest, NotFound
 from harness.events import TransitionRecorded
 from harness.jobs.queue import JobKind, enqueue
 from harness.observability import RUN_TRANSITIONS, RUNS_CREATED
+from harness.orchestrator.guard import GuardAction, UntrustedSource, inspect_untrusted
 from harness.orchestrator.routing import TenantRouting, resolve_model, resolve_tools
 from harness.policy import DEFAULT_RULES, PolicyEngine
 from harness.runs.state import RunStatus, check_transition
@@ -94,6 +95,10 @@ def create_run(session: Session, rt: Runtime, principal: Principal, spec: RunSpe
             f"task is {len(spec.task)} characters; the limit is {rt.settings.max_task_chars}",
             field="task",
         )
+    verdict = inspect_untrusted(spec.task, source=UntrustedSource.USER_TASK)
+    if verdict.action == GuardAction.BLOCK:
+        rules = ", ".join(sorted({f.rule for f in verdict.findings}))
+        raise InjectionBlocked(f"the task was refused by the injection guard ({rules})", reason=rules)
     tenant = session.get(Tenant, principal.tenant_id)
     if tenant is None:  # a key whose tenant vanished is as good as unknown
         raise NotFound("tenant not found")

@@ -64,7 +64,7 @@ sys.addaudithook(_audit)
 @contextlib.contextmanager
 def filesystem_spy() -> Iterator[list[tuple[str, object]]]:
     """Record every open/dir/mutation audit event and every stat/lstat/readlink/realpath."""
-    global _recording  # noqa: PLW0603 - the audit hook is process-global by nature
+    global _recording
     events: list[tuple[str, object]] = []
 
     def wrap(name: str, original: Callable[..., Any]) -> Callable[..., Any]:

@@ -38,12 +38,8 @@ TYPE_NEGATIVES = [
     for type_, spec in CORPUS["types"].items()
     for i, text in enumerate(spec.get("negatives", []))
 ]
-GLOBAL_NEGATIVES = [
-    pytest.param(text, id=f"global-{i}") for i, text in enumerate(CORPUS["negatives"])
-]
-ALL_TEXTS = [p.values[1] for p in POSITIVES] + [
-    n.values[0] for n in TYPE_NEGATIVES + GLOBAL_NEGATIVES
-]
+GLOBAL_NEGATIVES = [pytest.param(text, id=f"global-{i}") for i, text in enumerate(CORPUS["negatives"])]
+ALL_TEXTS = [p.values[1] for p in POSITIVES] + [n.values[0] for n in TYPE_NEGATIVES + GLOBAL_NEGATIVES]
 SECRETS = [p.values[2] for p in POSITIVES]
 
 
@@ -84,10 +80,7 @@ def test_redaction_is_idempotent_and_leaves_nothing_to_find(text: str) -> None:
 
 def test_surrounding_text_and_non_secret_url_parts_survive() -> None:
     text = "connect postgres://app:FAKEpw1@db.internal:5432/harness now"
-    assert (
-        redact(text)
-        == "connect postgres://app:[REDACTED:database_url]@db.internal:5432/harness now"
-    )
+    assert redact(text) == "connect postgres://app:[REDACTED:database_url]@db.internal:5432/harness now"
     assert redact("Authorization: Bearer FAKEtok3n0123456789") == (
         "Authorization: Bearer [REDACTED:bearer_token]"
     )
@@ -283,9 +276,7 @@ def test_prose_is_never_changed(text: str) -> None:
         | st.sampled_from([p.values[1] for p in POSITIVES]),
         lambda children: (
             st.lists(children, max_size=4)
-            | st.dictionaries(
-                st.sampled_from(["password", "note", "Token", "max_tokens"]), children
-            )
+            | st.dictionaries(st.sampled_from(["password", "note", "Token", "max_tokens"]), children)
         ),
         max_leaves=20,
     )

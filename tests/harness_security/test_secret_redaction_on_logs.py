@@ -90,9 +90,7 @@ def test_structlog_event_with_model_output_is_redacted(log_stream: io.StringIO) 
 
 
 def test_secret_named_fields_are_replaced_whole(log_stream: io.StringIO) -> None:
-    get_logger("harness.api").info(
-        "login", password="plain words", api_key="whatever", max_tokens=100
-    )
+    get_logger("harness.api").info("login", password="plain words", api_key="whatever", max_tokens=100)
     (line,) = lines(log_stream)
     assert line["password"] == "[REDACTED:secret_field]"
     assert line["api_key"] == "[REDACTED:secret_field]"

@@ -55,7 +55,7 @@ class World:
 def world(
     make_runtime: Any, database_url: str, *, script: Path = JOURNEY_SCRIPT, **settings: Any
 ) -> Iterator[World]:
-    """acme (alice: submitter, bob: approver, carol: auditor, dave: submitter+approver) and globex (gina: both)."""
+    """acme (alice submitter, bob approver, carol auditor, dave both) and globex (gina both)."""
     with start_simulator(script) as sim:
         provider = OpenAIChatClient(base_url=sim.base_url, api_key="sk-sim-test", timeout=10)
         rt = make_runtime(database_url, providers=[provider], **settings)

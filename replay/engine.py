@@ -1,0 +1,328 @@
+"""Run one scenario through the real harness, recording or replaying its provider traffic.
+
+Record: fresh junk DB, frozen clock at the scenario's start, seeded ids, temperature 0,
+worker drained inline after every API step; the official SDK talks to the provider
+simulator (or a real OpenAI-compatible endpoint) through vcrpy, which writes the cassette.
+Replay: the same, with vcrpy in ``none`` mode and no simulator: any unrecorded request is a
+:class:`CassetteMissSignal`. Either way the trace is built from the persisted rows, the
+artifact files and the event sink.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fastapi.testclient import TestClient
+from freezegun import freeze_time
+from sqlalchemy import select
+
+from harness import __version__
+from harness.accounts import create_tenant, issue_key
+from harness.app import create_app
+from harness.audit import load_entries
+from harness.canonical import dumps_canonical, sha256_hex
+from harness.clock import RecordingSleeper
+from harness.database.connect import unit_of_work
+from harness.database.migrate import upgrade
+from harness.database.models import Approval, Artifact, Document, Run, RunTransition, Step
+from harness.events import CollectingSink, PromptSent, RetryScheduled
+from harness.jobs.worker import drain
+from harness.orchestrator.prompts import TEMPLATE_NAMES
+from harness.providers.openai_client import OpenAIChatClient
+from harness.redaction import redact, redact_data
+from harness.runtime import Runtime, build_runtime
+from harness.settings import Settings
+from replay.cassette import PROVIDER_ORIGIN, CassetteMissSignal, use_cassette
+from replay.errors import CassetteMiss, ScenarioError
+from replay.provider_sim import start_simulator
+from replay.scenario import Scenario, StepSpec
+
+TRACE_FORMAT_VERSION = 1
+REPLAY_API_KEY = "sk-replay-placeholder"  # never sent anywhere: replay has no network
+
+
+@dataclass(frozen=True)
+class ScenarioRun:
+    trace: dict[str, Any]
+    audit: list[dict[str, Any]]
+    unexpected_statuses: tuple[str, ...]
+    cassette_misses: tuple[str, ...] = ()
+
+    @property
+    def trace_bytes(self) -> bytes:
+        return dumps_canonical(self.trace).encode("utf-8")
+
+
+_template_lock = threading.Lock()
+_template_db: Path | None = None
+
+
+def _migrated_db(target: Path) -> str:
+    """A migrated SQLite file at ``target``: migrate once per process, then copy the file."""
+    global _template_db
+    with _template_lock:
+        if _template_db is None or not _template_db.exists():
+            folder = Path(tempfile.mkdtemp(prefix="harness-replay-template-"))
+            upgrade(f"sqlite:///{folder / 'template.db'}")
+            _template_db = folder / "template.db"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(_template_db, target)
+    return f"sqlite:///{target.as_posix()}"
+
+
+@contextmanager
+def _provider(scenario: Scenario, source: str, *, record: bool) -> Iterator[tuple[str, str]]:
+    """(base URL, API key): the simulator or a real endpoint when recording; a dead origin in replay."""
+    if not record:
+        yield f"{PROVIDER_ORIGIN}/v1", REPLAY_API_KEY
+        return
+    base, key = os.environ.get("OPENAI_BASE_URL"), os.environ.get("OPENAI_API_KEY")
+    if base and key:
+        yield base, key
+        return
+    with start_simulator(scenario.sim_script(source)) as sim:
+        yield sim.base_url, "sk-sim-recording"
+
+
+def run_scenario(
+    scenario: Scenario, *, name: str, source: str, cassette: Path, record: bool, workdir: Path
+) -> ScenarioRun:
+    """Drive every step of ``scenario`` through the real API; return the trace."""
+    if not record and not cassette.exists():
+        raise CassetteMiss(
+            f"scenario {name!r}: no cassette at {cassette}; record it with `harness-replay record {name}`"
+        )
+    sink = CollectingSink()
+    with ExitStack() as stack:
+        frozen = stack.enter_context(freeze_time(scenario.start_time, real_asyncio=True))
+        base_url, api_key = stack.enter_context(_provider(scenario, source, record=record))
+        tape = stack.enter_context(use_cassette(cassette, record=record))
+        settings = Settings(
+            data_dir=workdir / ".harness",
+            database_url=_migrated_db(workdir / ".harness" / "harness.db"),
+            seed=scenario.seed,
+            provider_base_url=base_url,
+            **scenario.settings,
+        )
+        provider = OpenAIChatClient(base_url=base_url, api_key=api_key, timeout=30)
+        rt = build_runtime(settings, sleeper=RecordingSleeper(), sink=sink, providers=[provider])
+        stack.callback(rt.close)
+        tokens = _seed_tenants(rt, scenario)
+        client = stack.enter_context(TestClient(create_app(runtime=rt), raise_server_exceptions=True))
+        api: list[dict[str, Any]] = []
+        saved: dict[str, str] = {}
+        unexpected: list[str] = []
+        try:
+            for index, step in enumerate(scenario.steps):
+                frozen.tick(1)
+                entry = _perform(client, step, index=index, tokens=tokens, saved=saved)
+                api.append(entry)
+                if entry["response"]["status"] != step.expect:
+                    unexpected.append(
+                        f"step {index} ({step.op}): expected HTTP {step.expect}, got "
+                        f"{entry['response']['status']}"
+                    )
+                drain(rt)
+        except CassetteMissSignal as miss:
+            raise CassetteMiss(f"scenario {name!r}: {miss.message}") from None
+        trace = _build_trace(rt, scenario, name=name, api=api, sink=sink)
+        audit = trace["audit"]
+        misses = tuple(tape.__dict__.get("misses", ()))
+    return ScenarioRun(
+        trace=trace, audit=audit, unexpected_statuses=tuple(unexpected), cassette_misses=misses
+    )
+
+
+def _seed_tenants(rt: Runtime, scenario: Scenario) -> dict[str, str]:
+    tokens: dict[str, str] = {}
+    for tenant in scenario.tenants:
+        create_tenant(rt, tenant_id=tenant.id, name=tenant.name or tenant.id, routing=tenant.routing)
+        for key_name, roles in tenant.keys.items():
+            tokens[key_name] = issue_key(rt, tenant_id=tenant.id, name=key_name, roles=roles).token
+        root = rt.settings.tenant_files_dir / tenant.id
+        for rel, text in sorted(tenant.files.items()):
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            (root / rel).write_text(text, encoding="utf-8")
+        with unit_of_work(rt.sessions) as session:
+            for i, doc in enumerate(tenant.documents):
+                session.add(
+                    Document(id=f"doc_{tenant.id}_{i}", tenant_id=tenant.id, title=doc.title, body=doc.body)
+                )
+    return tokens
+
+
+def _perform(
+    client: TestClient, step: StepSpec, *, index: int, tokens: dict[str, str], saved: dict[str, str]
+) -> dict[str, Any]:
+    headers = dict(step.headers)
+    if step.as_ is not None:
+        headers["Authorization"] = f"Bearer {tokens[step.as_]}"
+    run_id = saved.get(step.run, step.run) if step.run else None
+    method, path, body = _request_for(step, run_id, saved)
+    if step.raw_body is not None:
+        headers.setdefault("Content-Type", "application/json")
+        response = client.request(method, path, content=step.raw_body.encode(), headers=headers)
+        request_body: Any = step.raw_body
+    else:
+        response = (
+            client.request(method, path, json=body, headers=headers)
+            if body is not None
+            else client.request(method, path, headers=headers)
+        )
+        request_body = body
+    try:
+        response_body: Any = response.json()
+    except ValueError:
+        response_body = response.text
+    if step.save and response.status_code == 202:
+        saved[step.save] = response_body["run_id"]
+    kept = {
+        k: v
+        for k, v in response.headers.items()
+        if k.lower() in {"idempotent-replayed", "retry-after", "location"}
+    }
+    return redact_data(
+        {
+            "step": index,
+            "op": step.op,
+            "as": step.as_,
+            "request": {"method": method, "path": path, "body": request_body},
+            "response": {"status": response.status_code, "headers": kept, "body": response_body},
+        }
+    )
+
+
+def _request_for(step: StepSpec, run_id: str | None, saved: dict[str, str]) -> tuple[str, str, Any]:
+    if step.op == "run":
+        return "POST", "/api/harness/run", step.body
+    if step.op in {"approve", "reject"}:
+        body = step.body or {"run_id": run_id, "decision": step.op, "reason": step.reason}
+        return "POST", "/api/harness/approve", body
+    if step.op == "status":
+        return "GET", f"/api/harness/runs/{run_id}", None
+    if step.op == "artifact":
+        return "GET", f"/api/harness/runs/{run_id}/artifacts/{step.artifact}", None
+    if step.method is None or step.path is None:
+        raise ScenarioError(f"step {step.op!r} needs method and path")
+    path = step.path
+    for label, value in saved.items():
+        path = path.replace("{" + label + "}", value)
+    return step.method, path, step.body
+
+
+def _build_trace(
+    rt: Runtime, scenario: Scenario, *, name: str, api: list[dict[str, Any]], sink: CollectingSink
+) -> dict[str, Any]:
+    with unit_of_work(rt.sessions) as session:
+        runs = session.execute(select(Run).order_by(Run.created_at, Run.id)).scalars().all()
+        order = {run.id: i for i, run in enumerate(runs)}
+        transitions = sorted(
+            session.execute(select(RunTransition)).scalars(), key=lambda t: (order[t.run_id], t.seq)
+        )
+        steps = sorted(
+            session.execute(select(Step).where(Step.kind == "tool_call")).scalars(),
+            key=lambda s: (order[s.run_id], s.seq),
+        )
+        approvals = sorted(
+            session.execute(select(Approval)).scalars(), key=lambda a: (order[a.run_id], a.requested_at, a.id)
+        )
+        artifacts = sorted(
+            session.execute(select(Artifact)).scalars(), key=lambda a: (order[a.run_id], a.path)
+        )
+        audit = load_entries(session)
+        trace = {
+            "format_version": TRACE_FORMAT_VERSION,
+            "scenario": {
+                "name": name,
+                "description": scenario.description,
+                "harness_version": __version__,
+                "templates": list(TEMPLATE_NAMES),
+                "models": sorted({r.model for r in runs}),
+                "seed": scenario.seed,
+                "start_time": scenario.start_time.isoformat(),
+            },
+            "api": api,
+            "prompts": [
+                {
+                    "call": e.call,
+                    "run": e.run_id,
+                    "provider": e.provider,
+                    "model": e.model,
+                    "temperature": e.temperature,
+                    "seed": e.seed,
+                    "messages": e.messages,
+                    "tools": [t["function"]["name"] for t in e.tools],
+                    "guard": e.guard,
+                }
+                for e in sink.of_type(PromptSent)
+            ],
+            "transitions": [
+                {
+                    "run": t.run_id,
+                    "seq": t.seq,
+                    "from": t.from_status,
+                    "to": t.to_status,
+                    "reason": t.reason,
+                    "at": t.at,
+                }
+                for t in transitions
+            ],
+            "tool_calls": [
+                {
+                    "run": s.run_id,
+                    "seq": s.seq,
+                    "name": s.name,
+                    "args": s.input.get("args"),
+                    "outcome": s.outcome,
+                    "result_sha256": sha256_hex(s.output["content"].encode()),
+                }
+                for s in steps
+            ],
+            "approvals": [
+                {
+                    "run": a.run_id,
+                    "action": a.action,
+                    "args_sha256": a.args_sha256,
+                    "decision": a.status,
+                    "decided_by": a.decided_by,
+                    "reason": a.reason,
+                    "requested_at": a.requested_at,
+                    "decided_at": a.decided_at,
+                }
+                for a in approvals
+            ],
+            "retries": [
+                {
+                    "run": e.run_id,
+                    "call": e.call,
+                    "provider": e.provider,
+                    "attempt": e.attempt,
+                    "error": e.error,
+                    "sleep_seconds": e.sleep_seconds,
+                }
+                for e in sink.of_type(RetryScheduled)
+            ],
+            "audit": audit,
+            "artifacts": [
+                {
+                    "run": a.run_id,
+                    "path": a.path,
+                    "size": a.size,
+                    "sha256": a.sha256,
+                    "content": redact(Path(a.storage_path).read_text(encoding="utf-8")),
+                }
+                for a in artifacts
+            ],
+            "final": {"runs": {r.id: r.status for r in runs}},
+        }
+    # Whatever reached the trace passes the redactor once more (belt and braces for goldens).
+    return json.loads(json.dumps(redact_data(trace)))
