@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import difflib
+import functools
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -68,20 +69,29 @@ def scrub_request(request: Request) -> Request | None:
     parts = urlsplit(request.uri)
     if parts.hostname in APP_HOSTS:
         return None
-    body = _canonical_body(request.body)
+    raw = request.body if isinstance(request.body, bytes) else _body_text(request.body).encode("utf-8")
+    body = _scrubbed_body(raw)
+    return Request(
+        request.method, f"{PROVIDER_ORIGIN}{parts.path}", body, {"content-type": "application/json"}
+    )
+
+
+@functools.lru_cache(maxsize=4096)
+def _scrubbed_body(raw: bytes) -> bytes:
+    # vcrpy scrubs the same request up to three times per call; the redactor is the costly part.
+    body = _canonical_body(raw)
     try:
         body = json.dumps(
             redact_data(json.loads(body)), sort_keys=True, separators=(",", ":"), ensure_ascii=False
         )
     except ValueError:
         body = redact(body)
-    scrubbed = Request(
-        request.method,
-        f"{PROVIDER_ORIGIN}{parts.path}",
-        body.encode("utf-8"),
-        {"content-type": "application/json"},
-    )
-    return scrubbed
+    return body.encode("utf-8")
+
+
+@functools.lru_cache(maxsize=4096)
+def _request_key_cached(method: str, path: str, body: bytes | str | None) -> str:
+    return request_key(method, path, body)
 
 
 def scrub_response(response: dict[str, Any]) -> dict[str, Any]:
@@ -125,7 +135,7 @@ class IndexedCassette(Cassette):  # type: ignore[misc]
     """A vcrpy cassette that finds interactions by request digest instead of scanning."""
 
     def _key(self, request: Request) -> str:
-        return request_key(request.method, urlsplit(request.uri).path, request.body)
+        return _request_key_cached(request.method, urlsplit(request.uri).path, request.body)
 
     def append(self, request: Request, response: dict[str, Any]) -> None:
         before = len(self.data)

@@ -9,7 +9,14 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from harness.errors import InjectionBlocked
-from harness.orchestrator.guard import GuardAction, GuardVerdict, UntrustedSource, delimit, inspect_untrusted
+from harness.orchestrator.guard import (
+    GuardAction,
+    GuardVerdict,
+    UntrustedSource,
+    delimit,
+    inspect_untrusted,
+    sanitise,
+)
 from harness.retrieval import RetrievedDocument
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "prompts"
@@ -51,7 +58,8 @@ def assemble(
         TASK_TEMPLATE,
         task_block=delimit(task_verdict),
         documents=[
-            {"title": doc.title, "block": delimit(v)} for doc, v in zip(documents, doc_verdicts, strict=True)
+            {"title": sanitise(doc.title), "block": delimit(v)}
+            for doc, v in zip(documents, doc_verdicts, strict=True)
         ],
         tools=tools,
     )
