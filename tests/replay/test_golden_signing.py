@@ -9,12 +9,10 @@ from typing import Any
 
 import pytest
 
-from harness.canonical import dumps_canonical, jcs_bytes, sha256_hex
+from harness.canonical import jcs_bytes, sha256_hex
 from harness.integrity import (
-    GENESIS_HASH,
     Ed25519Signer,
     TrustedKeys,
-    make_entry,
     write_private_key_pem,
     write_public_key,
 )
@@ -33,6 +31,7 @@ from replay.signing import (
     verify_json,
 )
 from replay.store import GoldenStore, audit_jsonl_bytes
+from tests.support.goldens import chained_audit, trace_bytes
 
 pytestmark = [pytest.mark.tier1, pytest.mark.security]
 
@@ -55,27 +54,7 @@ class LyingSigner:
 
 
 def audit(n: int, *, tweak: str = "") -> list[dict[str, Any]]:
-    entries: list[dict[str, Any]] = []
-    prev = GENESIS_HASH
-    for seq in range(n):
-        entry = make_entry(
-            seq=seq,
-            prev_hash=prev,
-            at=f"2026-01-01T09:00:{seq:02d}+00:00",
-            actor="key_alice",
-            tenant="acme",
-            action="tool.called",
-            target=f"run_0/{seq}",
-            payload={"n": seq, "note": tweak},
-        )
-        entries.append(entry)
-        prev = entry["entry_hash"]
-    return entries
-
-
-def trace_bytes(entries: list[dict[str, Any]], *, final: str = "SUCCEEDED") -> bytes:
-    trace = {"format_version": 1, "audit": entries, "final": {"runs": {"run_0": final}}}
-    return dumps_canonical(trace).encode()
+    return chained_audit(n, note=tweak)
 
 
 @pytest.fixture
@@ -153,9 +132,7 @@ def test_untouched_golden_verifies(store: GoldenStore, trusted: TrustedKeys) -> 
     assert json.loads(verify_json([result]))["ok"] is True
 
 
-def test_envelope_and_approval_have_the_documented_shape(
-    store: GoldenStore, alice: Ed25519Signer
-) -> None:
+def test_envelope_and_approval_have_the_documented_shape(store: GoldenStore, alice: Ed25519Signer) -> None:
     paths = store.paths(NAME)
     envelope = json.loads(paths.audit_dsse.read_bytes())
     assert envelope["payloadType"] == AUDIT_PAYLOAD_TYPE
@@ -221,9 +198,7 @@ def test_envelope_naming_a_trusted_keyid_but_signed_by_another_key(
     assert f"names trusted key {alice.keyid} ('alice') but its signature does not verify" in text
 
 
-def test_audit_jsonl_edited_by_hand_after_signing(
-    store: GoldenStore, trusted: TrustedKeys
-) -> None:
+def test_audit_jsonl_edited_by_hand_after_signing(store: GoldenStore, trusted: TrustedKeys) -> None:
     path = store.paths(NAME).audit
     lines = path.read_bytes().splitlines(keepends=True)
     entry = json.loads(lines[3])
@@ -370,9 +345,7 @@ def test_sign_refuses_a_broken_chain(store: GoldenStore, alice: Ed25519Signer) -
         sign_golden(store, NAME, signer=alice)
 
 
-def test_append_refuses_non_utc_time_and_damaged_file(
-    store: GoldenStore, alice: Ed25519Signer
-) -> None:
+def test_append_refuses_non_utc_time_and_damaged_file(store: GoldenStore, alice: Ed25519Signer) -> None:
     with pytest.raises(SignatureError, match="not an ISO 8601 UTC timestamp"):
         approve(store, NAME, alice, at="2026-01-01T10:00:00+02:00")
     approve(store, NAME, alice, reason="second")

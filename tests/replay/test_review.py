@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from harness.canonical import dumps_canonical, sha256_hex
-from harness.integrity import GENESIS_HASH, Ed25519Signer, TrustedKeys, make_entry
+from harness.integrity import Ed25519Signer, TrustedKeys
 from replay.errors import FormatVersionError, GoldenMissing, SignatureError
 from replay.review import (
     CHOICES_PROMPT,
@@ -23,6 +23,7 @@ from replay.review import (
 )
 from replay.signing import append_approval, sign_golden, verify_golden
 from replay.store import GoldenStore, audit_jsonl_bytes
+from tests.support.goldens import chained_audit, trace_bytes
 
 pytestmark = pytest.mark.tier1
 
@@ -30,27 +31,11 @@ AT = "2026-01-01T10:00:00Z"
 
 
 def audit(n: int) -> list[dict[str, Any]]:
-    entries: list[dict[str, Any]] = []
-    prev = GENESIS_HASH
-    for seq in range(n):
-        entry = make_entry(
-            seq=seq,
-            prev_hash=prev,
-            at=f"2026-01-01T09:00:{seq:02d}+00:00",
-            actor="key_alice",
-            tenant="acme",
-            action="run.transition",
-            target="run_0",
-            payload={"n": seq},
-        )
-        entries.append(entry)
-        prev = entry["entry_hash"]
-    return entries
+    return chained_audit(n)
 
 
 def trace(n: int, *, final: str = "SUCCEEDED") -> bytes:
-    body = {"format_version": 1, "audit": audit(n), "final": {"runs": {"run_0": final}}}
-    return dumps_canonical(body).encode()
+    return trace_bytes(audit(n), final=final)
 
 
 @pytest.fixture
@@ -252,17 +237,13 @@ def test_interactive_unknown_answer_asks_again(store: GoldenStore, signer: Ed255
     assert summary.skipped == ("a", "b", "c")
 
 
-def test_interactive_immediate_eof_skips_everything(
-    store: GoldenStore, signer: Ed25519Signer
-) -> None:
+def test_interactive_immediate_eof_skips_everything(store: GoldenStore, signer: Ed25519Signer) -> None:
     summary, _ = review(store, signer, "")
     assert summary == ReviewSummary(skipped=("a", "b", "c"))
     assert store.pending() == ["a", "b", "c"]
 
 
-def test_interactive_without_reason_prompt_uses_default(
-    store: GoldenStore, signer: Ed25519Signer
-) -> None:
+def test_interactive_without_reason_prompt_uses_default(store: GoldenStore, signer: Ed25519Signer) -> None:
     out = io.StringIO()
     summary = interactive_review(
         store,
@@ -279,9 +260,7 @@ def test_interactive_without_reason_prompt_uses_default(
     assert approvals(store, "a")[-1]["reason"] == "from --reason"
 
 
-def test_interactive_reports_a_failed_accept_and_goes_on(
-    store: GoldenStore, signer: Ed25519Signer
-) -> None:
+def test_interactive_reports_a_failed_accept_and_goes_on(store: GoldenStore, signer: Ed25519Signer) -> None:
     paths = store.paths("a")
     paths.trace_new.write_bytes(b"not json")
     summary, out = review(store, signer, "a\n\nr\nr\n")

@@ -8,36 +8,21 @@ from typing import Any
 
 import pytest
 
-from harness.canonical import dumps_canonical, jcs_bytes
-from harness.integrity import GENESIS_HASH, make_entry, verify_chain
+from harness.canonical import jcs_bytes
+from harness.integrity import verify_chain
 from replay.errors import GoldenMissing, ScenarioError, UpdateRefused
 from replay.store import GoldenStore, audit_jsonl_bytes, ci_mode
+from tests.support.goldens import chained_audit, trace_bytes
 
 pytestmark = pytest.mark.tier1
 
 
 def audit(n: int) -> list[dict[str, Any]]:
-    entries: list[dict[str, Any]] = []
-    prev = GENESIS_HASH
-    for seq in range(n):
-        entry = make_entry(
-            seq=seq,
-            prev_hash=prev,
-            at=f"2026-01-01T09:00:0{seq}+00:00",
-            actor="key_alice",
-            tenant="acme",
-            action="run.created",
-            target=f"run_{seq}",
-            payload={"n": seq},
-        )
-        entries.append(entry)
-        prev = entry["entry_hash"]
-    return entries
+    return chained_audit(n)
 
 
 def trace(n: int = 2, *, final: str = "SUCCEEDED") -> bytes:
-    body = {"format_version": 1, "audit": audit(n), "final": {"runs": {"run_0": final}}}
-    return dumps_canonical(body).encode()
+    return trace_bytes(audit(n), final=final)
 
 
 def scenario(store: GoldenStore, name: str) -> None:
