@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 replay: $(STAMP)  ## replay every golden offline, verify signatures, print the report
 	$(BIN)/harness-replay check
 
-test: $(STAMP) lint  ## the PR gate: lint + tier0 + tier1 (security set, e2e smoke) + goldens
+test: $(STAMP) lint typecheck  ## the PR gate: lint + mypy + tier0 + tier1 (security set, e2e smoke) + goldens
 	$(BIN)/python -m pytest -q -n 2 -m "tier0 or tier1 or security"
 
 test-all: $(STAMP)  ## everything, nightly tiers included

@@ -190,7 +190,7 @@ def _perform(
         for k, v in response.headers.items()
         if k.lower() in {"idempotent-replayed", "retry-after", "location"}
     }
-    return redact_data(
+    entry: dict[str, Any] = redact_data(
         {
             "step": index,
             "op": step.op,
@@ -199,6 +199,7 @@ def _perform(
             "response": {"status": response.status_code, "headers": kept, "body": response_body},
         }
     )
+    return entry
 
 
 def _request_for(step: StepSpec, run_id: str | None, saved: dict[str, str]) -> tuple[str, str, Any]:
@@ -325,4 +326,5 @@ def _build_trace(
             "final": {"runs": {r.id: r.status for r in runs}},
         }
     # Whatever reached the trace passes the redactor once more (belt and braces for goldens).
-    return json.loads(json.dumps(redact_data(trace)))
+    scrubbed: dict[str, Any] = json.loads(json.dumps(redact_data(trace)))
+    return scrubbed
