@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -93,6 +94,33 @@ def _provider(scenario: Scenario, source: str, *, record: bool) -> Iterator[tupl
         yield sim.base_url, "sk-sim-recording"
 
 
+@contextmanager
+def network_blocked(name: str) -> Iterator[None]:
+    """Replay is offline: any socket connect (but Unix sockets) aborts the scenario, named.
+
+    vcrpy only guards the HTTP libraries it patches; this catches everything else, and the
+    error is a ``BaseException`` so no SDK or retry layer can turn it into "Connection error.".
+    """
+    original_connect, original_connect_ex = socket.socket.connect, socket.socket.connect_ex
+
+    def refuse(sock: socket.socket, address: Any) -> Any:
+        if sock.family == getattr(socket, "AF_UNIX", None):
+            return original_connect(sock, address)
+        sock.close()  # the caller never sees an OSError, so it will not close it for us
+        raise CassetteMissSignal(
+            f"network access attempted during offline replay of {name!r}: connect to {address!r}; "
+            "replay never leaves the process (record with `harness-replay record` to talk to a provider)"
+        )
+
+    socket.socket.connect = refuse  # type: ignore[method-assign, assignment]
+    socket.socket.connect_ex = refuse  # type: ignore[method-assign, assignment]
+    try:
+        yield
+    finally:
+        socket.socket.connect = original_connect  # type: ignore[method-assign]
+        socket.socket.connect_ex = original_connect_ex  # type: ignore[method-assign]
+
+
 def run_scenario(
     scenario: Scenario, *, name: str, source: str, cassette: Path, record: bool, workdir: Path
 ) -> ScenarioRun:
@@ -106,6 +134,8 @@ def run_scenario(
         frozen = stack.enter_context(freeze_time(scenario.start_time, real_asyncio=True))
         base_url, api_key = stack.enter_context(_provider(scenario, source, record=record))
         tape = stack.enter_context(use_cassette(cassette, record=record))
+        if not record:
+            stack.enter_context(network_blocked(name))
         settings = Settings(
             data_dir=workdir / ".harness",
             database_url=_migrated_db(workdir / ".harness" / "harness.db"),

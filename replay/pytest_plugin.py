@@ -50,6 +50,14 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
     return None
 
 
+@pytest.fixture
+def golden_snapshot(snapshot: Any) -> Any:
+    """syrupy's ``snapshot``, stored as canonical JSON under ``goldens/_snapshots/``."""
+    from replay.snapshots import GoldenJSONExtension
+
+    return snapshot.use_extension(GoldenJSONExtension)
+
+
 class GoldenFile(pytest.File):
     def collect(self) -> Iterator[pytest.Item]:
         item = GoldenItem.from_parent(self, name=self.path.parent.name)

@@ -40,6 +40,8 @@ __all__ = [
 GOLDENS_DIR: Final = "goldens"
 CASSETTES_DIR: Final = "cassettes"
 KEYS_DIR: Final = "keys"
+# Unit-level syrupy snapshots (replay.snapshots); syrupy itself reports unused ones.
+SNAPSHOTS_DIR: Final = "_snapshots"
 
 SCENARIO_FILE: Final = "scenario.yaml"
 TRACE_FILE: Final = "trace.json"
@@ -175,7 +177,7 @@ class GoldenStore:
         found: list[Path] = []
         if self.goldens_dir.is_dir():
             for entry in sorted(self.goldens_dir.iterdir()):
-                if _hidden(entry) or not entry.is_dir() or entry.name == KEYS_DIR:
+                if _hidden(entry) or not entry.is_dir() or entry.name in {KEYS_DIR, SNAPSHOTS_DIR}:
                     continue
                 if entry.name not in names:
                     found.append(entry)

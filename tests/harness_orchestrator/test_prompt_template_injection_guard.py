@@ -352,10 +352,11 @@ ADVERSARIAL = {
 
 
 @pytest.mark.parametrize("name", sorted(ADVERSARIAL))
-def test_sanitised_prompt_snapshot(name: str, snapshot: SnapshotAssertion) -> None:
+def test_sanitised_prompt_snapshot(name: str, golden_snapshot: SnapshotAssertion) -> None:
+    """Stored under goldens/_snapshots/ as canonical JSON of the verdict (never a repr)."""
     verdict = inspect_untrusted(ADVERSARIAL[name], source=DOC)
 
-    assert {"trace": verdict.to_trace(), "prompt": delimit(verdict)} == snapshot
+    assert {"verdict": verdict, "trace": verdict.to_trace(), "prompt": delimit(verdict)} == golden_snapshot
 
 
 LIVE_OR_INVISIBLE = st.lists(

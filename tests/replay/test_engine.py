@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -81,27 +82,67 @@ def test_ci_mode_never_writes_new_files(
     assert not project.paths("happy_path_with_approval").trace_new.exists()
 
 
-def test_reordered_transitions_are_structural(project: GoldenStore, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Skip the APPROVED step of the approval path: the transition sequence changes shape."""
+def test_a_changed_transition_reason_is_structural(
+    project: GoldenStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Transitions are orchestration: even their reason text is classed structural."""
     from harness.runs import service
 
     original = service.transition
 
-    def swapped(session: Any, rt: Any, run: Any, target: Any, *, reason: str, actor: str) -> None:
+    def renamed(session: Any, rt: Any, run: Any, target: Any, *, reason: str, actor: str) -> None:
         if target == "RUNNING" and run.status == "PENDING":
-            reason = "started by the worker"  # a renamed reason is content...
+            reason = "started by the worker"
         original(session, rt, run, target, reason=reason, actor=actor)
 
-    monkeypatch.setattr(service, "transition", swapped)
+    monkeypatch.setattr(service, "transition", renamed)
     import harness.orchestrator.loop as loop
 
-    monkeypatch.setattr(loop, "transition", swapped)
+    monkeypatch.setattr(loop, "transition", renamed)
     result = check(project, ["rejection"], ci=True).results[0]
     assert result.status is ScenarioStatus.REGRESSED
     assert result.diff is not None
     assert any(
         d.section == "transitions" and d.klass is DiffClass.STRUCTURAL for d in result.diff.differences
     )
+
+
+def test_a_bypassed_approval_gate_is_a_structural_regression(
+    project: GoldenStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reorder the code path so the side effect runs before (without) the human gate."""
+    import harness.orchestrator.loop as loop
+    from harness.database.models import Approval
+
+    original = loop._gated_side_effect
+
+    def no_gate(session: Any, rt: Any, run: Any, *, tool_call_id: str, name: str, args: Any) -> Any:
+        digest = loop.digest({"tool": name, "args": args})
+        session.add(
+            Approval(
+                id=rt.ids.new("apr"),
+                run_id=run.id,
+                action=name,
+                args=args,
+                args_sha256=digest,
+                tool_call_id=tool_call_id,
+                status="approved",
+                requested_at="-",
+            )
+        )
+        session.flush()
+        return original(session, rt, run, tool_call_id=tool_call_id, name=name, args=args)
+
+    monkeypatch.setattr(loop, "_gated_side_effect", no_gate)
+    result = check(project, ["happy_path_with_approval"], ci=True).results[0]
+    assert result.status is ScenarioStatus.REGRESSED
+    assert result.diff is not None
+    transitions = [d for d in result.diff.structural if d.section == "transitions"]
+    assert any(d.change == "removed" and "AWAITING_APPROVAL" in json.dumps(d.old) for d in transitions), (
+        transitions
+    )
+    text = render_text([result])
+    assert text.index("STRUCTURAL") < text.index("CONTENT")
 
 
 def test_nondeterminism_detector_fires_on_an_unseeded_read(
@@ -193,3 +234,24 @@ def test_cli_exit_codes(project: GoldenStore) -> None:
     )
     assert verify.returncode == 0, verify.stdout
     assert "verified" in verify.stdout
+
+
+def test_replay_is_offline_even_for_unpatched_clients(
+    project: GoldenStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A raw socket (which vcrpy does not see) during replay aborts the scenario with a named error."""
+    import socket
+
+    import harness.orchestrator.loop as loop
+
+    original = loop.retrieve
+
+    def phoning_home(*args: Any, **kwargs: Any) -> Any:
+        socket.create_connection(("127.0.0.1", 9), timeout=1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "retrieve", phoning_home)
+    result = check(project, ["multi_tool_run"], ci=True).results[0]
+    assert result.status is ScenarioStatus.ERROR
+    assert "network access attempted during offline replay of 'multi_tool_run'" in result.message
+    assert "127.0.0.1" in result.message
