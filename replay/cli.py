@@ -81,8 +81,8 @@ def check(
     color: bool | None,
 ) -> None:
     """Replay goldens offline and diff them (the PR gate). Writes trace.json.new on mismatch (never in CI)."""
-    from replay.check import Unreferenced
-    from replay.check import check as run_check
+    from replay.gate import Unreferenced
+    from replay.gate import check as run_check
     from replay.report import render_json, render_junit_xml, render_markdown, render_text
 
     outcome = run_check(
@@ -111,7 +111,7 @@ def check(
 def record(root: Path, names: tuple[str, ...], all_: bool, reason: str, approver: str | None) -> None:
     """Re-golden: re-record cassette, trace.json and audit.jsonl together, then sign (HARNESS_SIGNING_KEY)."""
     from harness.canonical import sha256_hex
-    from replay.check import record as record_one
+    from replay.gate import record as record_one
     from replay.signing import append_approval, resolve_approver, sign_golden, signer_from_env, utc_now
 
     store = GoldenStore(root)
@@ -144,18 +144,22 @@ def record(root: Path, names: tuple[str, ...], all_: bool, reason: str, approver
 @main.command()
 @root_option
 @click.option("--approver", help="Who is reviewing (default: HARNESS_APPROVER, git user.name, OS user).")
-def review(root: Path, approver: str | None) -> None:
+@click.option("--reason", help="Use this reason for every accept instead of asking.")
+def review(root: Path, approver: str | None, reason: str | None) -> None:
     """Review pending updates like `cargo insta review`: a accept, r reject, s skip, A/R/S for all."""
-    from replay.review import interactive_review
-    from replay.signing import resolve_approver, signer_from_env
+    from replay.review import REASON_PROMPT, interactive_review
+    from replay.signing import DEFAULT_REASON, resolve_approver, signer_from_env
 
     summary = interactive_review(
         GoldenStore(root),
         signer=signer_from_env(),
         approver=resolve_approver(approver),
         isatty=sys.stdin.isatty(),
+        reason_prompt=None if reason else REASON_PROMPT,
+        default_reason=reason or DEFAULT_REASON,
     )
-    click.echo(str(summary))
+    # interactive_review already printed each decision and the summary line.
+    sys.exit(EXIT_FAILED if summary.failed else EXIT_OK)
 
 
 @main.command()

@@ -73,7 +73,7 @@ class GoldenMismatch(Exception):
 
 class GoldenItem(pytest.Item):
     def runtest(self) -> None:
-        from replay.check import check_scenario
+        from replay.gate import check_scenario
         from replay.store import GoldenStore
 
         store = GoldenStore(self.path.parent.parent.parent)

@@ -28,12 +28,17 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
+from replay.errors import ScenarioError
+
 SIM_SCRIPT_FORMAT_VERSION = 1
 DEFAULT_CREATED = 1767225600  # 2026-01-01T00:00:00Z
 
 
-class SimScriptError(ValueError):
-    """A script file could not be read or is invalid; ``problems`` lists ``(field, message)``."""
+class SimScriptError(ScenarioError, ValueError):
+    """A script file could not be read or is invalid; ``problems`` lists ``(field, message)``.
+
+    Still a ``ValueError``: ``replay.scenario.load_scenario`` catches it as one.
+    """
 
     def __init__(self, source: str, problems: Sequence[tuple[str, str]]) -> None:
         self.source = source

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from harness.orchestrator import prompts
-from replay.check import check
+from replay.gate import check
 from replay.report import render_text
 from replay.results import DiffClass, ScenarioStatus
 from replay.store import GoldenStore
