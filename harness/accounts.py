@@ -19,6 +19,8 @@ from harness.errors import Conflict, InvalidRequest, NotFound, Unauthorized
 from harness.runtime import Runtime
 
 ROLES = frozenset({"submitter", "approver", "auditor", "admin"})
+# One message for every refusal: a 401 must not confirm that a leaked key was ever real.
+_REFUSED = "missing, malformed, unknown or revoked API key"
 KEY_PATTERN = re.compile(r"^hk_(?P<id>[a-z0-9]{16})_(?P<secret>[a-f0-9]{48})$")
 DEFAULT_ROUTING: dict[str, Any] = {
     "allowed_models": ["sim-small", "sim-large"],
@@ -123,11 +125,11 @@ def revoke_key(rt: Runtime, *, key_id: str) -> None:
 def authenticate(session: Session, token: str | None) -> Principal:
     """Resolve a bearer token to a principal; every failure is the same 401 to the caller."""
     if not token or not KEY_PATTERN.fullmatch(token):
-        raise Unauthorized("missing or malformed API key", reason="malformed")
+        raise Unauthorized(_REFUSED, cause="malformed")
     digest = hash_key(token)
     key = session.execute(select(ApiKey).where(ApiKey.key_hash == digest)).scalar_one_or_none()
     if key is None or not hmac.compare_digest(key.key_hash, digest):
-        raise Unauthorized("unknown API key", reason="unknown")
+        raise Unauthorized(_REFUSED, cause="unknown")
     if key.revoked_at is not None:
-        raise Unauthorized("API key revoked", reason="revoked")
+        raise Unauthorized(_REFUSED, cause="revoked")
     return Principal(key_id=key.id, tenant_id=key.tenant_id, roles=frozenset(key.roles), name=key.name)

@@ -21,7 +21,14 @@ from harness.canonical import digest, sha256_hex
 from harness.clock import iso
 from harness.database.connect import unit_of_work
 from harness.database.models import Approval, Run, SideEffect, Step, Tenant
-from harness.errors import BudgetExceeded, HarnessError, InvalidRequest, PolicyViolation, ProviderError
+from harness.errors import (
+    BudgetExceeded,
+    HarnessError,
+    InvalidRequest,
+    NotFound,
+    PolicyViolation,
+    ProviderError,
+)
 from harness.events import ModelAnswered, PromptSent, RetryScheduled, ToolCalled
 from harness.observability import GUARD_DECISIONS, get_logger
 from harness.orchestrator import prompts
@@ -46,8 +53,9 @@ def execute_run(rt: Runtime, run_id: str) -> RunStatus:
         status = RunStatus(run.status)
         if status in TERMINAL or status == RunStatus.AWAITING_APPROVAL:
             return status  # a redelivered or stale job: nothing to do
-        reason = "worker started the run" if status == RunStatus.PENDING else "resumed after approval"
-        transition(session, rt, run, RunStatus.RUNNING, reason=reason, actor=ACTOR)
+        if status != RunStatus.RUNNING:  # RUNNING: a worker died mid-run; pick up from the last step
+            reason = "worker started the run" if status == RunStatus.PENDING else "resumed after approval"
+            transition(session, rt, run, RunStatus.RUNNING, reason=reason, actor=ACTOR)
     try:
         return _loop(rt, run_id)
     except (ProviderError, PolicyViolation, InvalidRequest) as exc:
@@ -304,7 +312,7 @@ def _run_tools(session: Session, rt: Runtime, run: Run, call: dict[str, Any]) ->
                 "reason": exc.details.get("reason", exc.code),
             },
         )
-    except InvalidRequest as exc:
+    except (InvalidRequest, NotFound) as exc:  # a bad argument or a missing file: tell the model
         outcome, result = "error", f"error: {exc.message}"
     content, verdict = prompts.guard_tool_result(redact(result))
     safe_args = redact_data(args if isinstance(args, dict) else {"raw": str(args)})
