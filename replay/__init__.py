@@ -99,4 +99,6 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+    # Only what is loaded: tools that walk dir() and getattr() every name (freezegun scans every
+    # module when it starts) must not trigger the lazy imports, least of all under a frozen clock.
+    return sorted(globals())

@@ -4,25 +4,31 @@ Claim the key in its own short transaction (``in_flight``); do the work; store t
 Same key + same canonical body → the stored response, marked ``Idempotent-Replayed: true``.
 Same key + another body → 422. Same key while the first is still in flight → 409.
 Failures are not stored: the claim is released so the client can fix and retry.
+Expired keys count as never seen; every ``PRUNE_EVERY``-th claim also deletes all expired keys.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import delete
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from harness.clock import iso
 from harness.database.connect import unit_of_work
 from harness.database.models import IdempotencyKey
 from harness.errors import IdempotencyConflict, InvalidRequest
+from harness.observability import get_logger
 from harness.runtime import Runtime
 
 MAX_KEY_LENGTH = 255
+PRUNE_EVERY = 256
+
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -37,16 +43,40 @@ def validate_key(key: str) -> str:
     return key
 
 
+@dataclass
+class PruneSchedule:
+    """Counts claims and says when one should also prune: deterministic, 1 in ``every``."""
+
+    every: int = PRUNE_EVERY
+    _count: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def due(self) -> bool:
+        with self._lock:
+            self._count += 1
+            return self._count % self.every == 0
+
+
+PRUNING = PruneSchedule()
+
+
 def claim(rt: Runtime, *, tenant_id: str, key: str, request_digest: str) -> StoredResponse | None:
     """Claim ``key`` for this request, or return the stored response of an identical earlier one."""
+    if PRUNING.due():
+        _prune_quietly(rt)
     now = rt.clock.now()
     try:
         with unit_of_work(rt.sessions) as session:
+            # A conditional DELETE, not load-then-delete: when two requests revive the same expired
+            # key on PostgreSQL, the loser's ORM delete matched 0 rows ("expected to delete 1 row").
+            session.execute(
+                delete(IdempotencyKey).where(
+                    IdempotencyKey.tenant_id == tenant_id,
+                    IdempotencyKey.key == key,
+                    IdempotencyKey.expires_at <= iso(now),
+                )
+            )
             existing = session.get(IdempotencyKey, (tenant_id, key))
-            if existing is not None and existing.expires_at <= iso(now):
-                session.delete(existing)
-                session.flush()
-                existing = None
             if existing is None:
                 session.add(
                     IdempotencyKey(
@@ -109,3 +139,14 @@ def prune(rt: Runtime) -> int:
             delete(IdempotencyKey).where(IdempotencyKey.expires_at <= iso(rt.clock.now()))
         )
         return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def _prune_quietly(rt: Runtime) -> None:
+    # Opportunistic housekeeping must never fail the request that happened to trigger it.
+    try:
+        removed = prune(rt)
+    except SQLAlchemyError as exc:
+        log.warning("idempotency prune failed", error=type(exc).__name__)
+        return
+    if removed:
+        log.info("idempotency keys pruned", removed=removed)

@@ -151,3 +151,18 @@ def test_signing_and_provider_sim_public_faces() -> None:
     for module in (replay.signing, replay.provider_sim):
         for name in module.__all__:
             assert hasattr(module, name), f"{module.__name__}.{name}"
+
+
+def test_dir_does_not_trigger_lazy_imports() -> None:
+    """freezegun walks dir() + getattr() of every module when it starts; that must stay cheap."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, replay\n"
+        "[getattr(replay, n) for n in dir(replay)]\n"
+        "heavy = ('replay.engine', 'replay.gate', 'fastapi', 'sqlalchemy')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.strip() == "[]"
