@@ -12,6 +12,7 @@ from fastapi.responses import Response
 from harness import __version__
 from harness.api import problems
 from harness.api.limits import BodySizeLimit, RateLimits
+from harness.api.request_signing import NonceStore
 from harness.api.routes import router
 from harness.database.connect import assert_migrated
 from harness.observability import render_metrics
@@ -32,6 +33,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.state.rate_limits = RateLimits(
         per_key=rt.settings.rate_limit_per_key, per_tenant=rt.settings.rate_limit_per_tenant
     )
+    app.state.nonce_store = NonceStore()
     problems.install(app)
     app.include_router(router)
     app.add_middleware(BodySizeLimit, max_bytes=rt.settings.max_body_bytes)

@@ -5,6 +5,8 @@
     ├── DatabaseNotMigrated       schema missing or behind; run `harness db upgrade`
     ├── NotFound                  no such run/approval/key *for this principal*
     ├── Unauthorized              no, malformed or revoked credentials
+    │   ├── SignatureRejected     request signature missing, malformed, stale or wrong (api.request_signing)
+    │   └── RequestReplayed       a signed request's nonce was already spent
     ├── Forbidden                 authenticated but not allowed (role, four-eyes, policy)
     ├── Conflict
     │   ├── IllegalTransition     the run state machine refused a transition

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MIN_SIGNING_SECRET_CHARS = 32
 
 
 class Settings(BaseSettings):
@@ -47,11 +49,34 @@ class Settings(BaseSettings):
     rate_limit_per_tenant: str = "600/minute"
 
     idempotency_ttl_seconds: int = 24 * 3600
-    signature_window_seconds: int = 300
+    signature_window_seconds: int = Field(default=300, gt=0)
+    # HMAC secrets for X-Harness-Signature (JSON list in the env): current first, previous after,
+    # so clients can roll to a new secret without a flag day. Empty: request signing is off.
+    request_signing_secrets: list[SecretStr] = Field(default_factory=list)
+    require_signed_requests: bool = False
 
-    audit_checkpoint_every: int = 64
+    audit_checkpoint_every: int = Field(default=64, ge=1)
     audit_signing_key: Path | None = None
     audit_origin: str = "harness.local/audit"
+
+    @field_validator("request_signing_secrets")
+    @classmethod
+    def _long_enough(cls, secrets: list[SecretStr]) -> list[SecretStr]:
+        # A short HMAC secret can be brute-forced offline from a single captured request.
+        if any(len(s.get_secret_value()) < MIN_SIGNING_SECRET_CHARS for s in secrets):
+            raise ValueError(
+                f"each request signing secret needs at least {MIN_SIGNING_SECRET_CHARS} characters"
+            )
+        return secrets
+
+    @model_validator(mode="after")
+    def _signing_required_needs_a_secret(self) -> Settings:
+        if self.require_signed_requests and not self.request_signing_secrets:
+            raise ValueError(
+                "require_signed_requests is set but request_signing_secrets is empty: "
+                "set HARNESS_REQUEST_SIGNING_SECRETS to a JSON list of secrets"
+            )
+        return self
 
     @property
     def resolved_database_url(self) -> str:

@@ -1,24 +1,29 @@
-"""The three harness endpoints. Thin: parse, authenticate, call a service, shape the response."""
+"""The three harness endpoints. Thin: parse, authenticate, verify the signature, call a service, shape it.
+
+Every route under ``/api/harness`` runs the same guard chain before any side effect:
+authenticate (401) and rate-limit (429) in :func:`principal`, then request signing and replay
+defence (401) in :func:`signed_principal`; idempotency and the services come after.
+"""
 
 from __future__ import annotations
 
+import contextlib
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
+from sqlalchemy.exc import SQLAlchemyError
 
 from harness.accounts import Principal, authenticate
-from harness.api import idempotency
+from harness.api import idempotency, request_signing
 from harness.api.schemas import ApproveRequest, RunAccepted, RunRequest, RunView
 from harness.canonical import digest
 from harness.database.connect import unit_of_work
-from harness.errors import HarnessError, InvalidRequest
+from harness.errors import InvalidRequest
 from harness.orchestrator.routing import find_smuggled_model
 from harness.runs import service
 from harness.runs.service import RunSpec
 from harness.runtime import Runtime
-
-router = APIRouter(prefix="/api/harness", tags=["harness"])
 
 
 def runtime(request: Request) -> Runtime:
@@ -40,7 +45,42 @@ def principal(
     return who
 
 
-Caller = Annotated[Principal, Depends(principal)]
+async def raw_body(request: Request) -> bytes:
+    """The exact bytes received (already capped by the body-size middleware); cached on the request."""
+    return await request.body()
+
+
+def wire_path(request: Request) -> str:
+    """The path as the client sent it (percent-encoded, before routing), plus ``?query`` if any."""
+    raw: bytes | None = request.scope.get("raw_path")
+    path = raw.decode("latin-1") if raw else request.url.path
+    query = request.scope.get("query_string", b"").decode("latin-1")
+    return f"{path}?{query}" if query else path
+
+
+def signed_principal(
+    request: Request,
+    who: Annotated[Principal, Depends(principal)],
+    body: Annotated[bytes, Depends(raw_body)],
+) -> Principal:
+    """The authenticated caller, once the request's signature and nonce check out (when enabled)."""
+    request_signing.verify_request(
+        runtime(request),
+        request.app.state.nonce_store,
+        key_id=who.key_id,
+        method=request.method,
+        path=wire_path(request),
+        body=body,
+        headers=request.headers,
+    )
+    return who
+
+
+Caller = Annotated[Principal, Depends(signed_principal)]
+
+# Also a router dependency, so a route added without ``Caller`` cannot skip the check
+# (FastAPI caches it per request: it runs once).
+router = APIRouter(prefix="/api/harness", tags=["harness"], dependencies=[Depends(signed_principal)])
 
 
 @router.post(
@@ -80,9 +120,11 @@ def submit_run(
             ).model_dump(mode="json")
             if key is not None:
                 idempotency.complete(session, tenant_id=caller.tenant_id, key=key, status=202, body=accepted)
-    except HarnessError:
+    except Exception:
+        # Any failure, not only ours: a claim left in_flight would answer 409 until the TTL.
         if key is not None:
-            idempotency.release(rt, tenant_id=caller.tenant_id, key=key)
+            with contextlib.suppress(SQLAlchemyError):
+                idempotency.release(rt, tenant_id=caller.tenant_id, key=key)
         raise
     return JSONResponse(accepted, status_code=202, headers={"Location": accepted["links"]["self"]})
 
@@ -112,5 +154,5 @@ def get_artifact(run_id: str, path: str, request: Request, caller: Caller) -> Pl
     with unit_of_work(rt.sessions) as session:
         run = service.load_run(session, caller, run_id)
         service.authorize(caller, "run:read", f"tenant/{run.tenant_id}/runs/{run.id}")
-        content = service.artifact_content(session, run, path)
+        content = service.artifact_content(session, rt, run, path)
     return PlainTextResponse(content, media_type="text/plain; charset=utf-8")

@@ -74,7 +74,9 @@ class Worker:
             if status == JobStatus.DEAD and job.run_id is not None:
                 run = session.get_one(Run, job.run_id)
                 if RunStatus(run.status) not in TERMINAL:
-                    run.error = f"dead-lettered after {job.attempts} attempts: {error}"
+                    # Public (API-visible) reason stays generic: exception text can carry SQL, paths
+                    # or hostnames. The detail is in jobs.last_error and the logs, for operators.
+                    run.error = f"dead-lettered after {job.attempts} attempts ({type(exc).__name__})"
                     # e.g. AWAITING_APPROVAL -> FAILED is not an edge; the job is dead anyway
                     with contextlib.suppress(IllegalTransition):
                         transition(session, self.rt, run, RunStatus.FAILED, reason=run.error, actor="worker")

@@ -254,7 +254,7 @@ def run_view(session: Session, run: Run) -> dict[str, Any]:
     }
 
 
-def artifact_content(session: Session, run: Run, path: str) -> str:
+def artifact_content(session: Session, rt: Runtime, run: Run, path: str) -> str:
     """An artifact's text; refuses one whose file no longer matches its row."""
     from pathlib import Path
 
@@ -266,6 +266,10 @@ def artifact_content(session: Session, run: Run, path: str) -> str:
     ).scalar_one_or_none()
     if row is None:
         raise NotFound(f"run {run.id} has no artifact {path!r}")
+    root = (rt.settings.artifacts_dir / run.tenant_id / run.id).resolve()
+    if not Path(row.storage_path).resolve().is_relative_to(root):
+        # A row must never make the API serve a file outside its run's folder, digest or not.
+        raise ArtifactError(f"artifact {path!r} of run {run.id} is outside the run's artifact folder")
     if not verify_artifact(row):
         raise ArtifactError(f"artifact {path!r} of run {run.id} does not match its recorded digest")
     return Path(row.storage_path).read_text(encoding="utf-8")

@@ -111,9 +111,6 @@ def test_traversal_paths_cannot_be_committed(w: World, f: Factories) -> None:
     assert sorted(p for p in w.rt.settings.data_dir.rglob("*") if p.is_file()) == before
 
 
-@pytest.mark.xfail(
-    reason="artifact_content trusts storage_path; needs a containment check (see report)", strict=True
-)
 def test_an_artifact_row_pointing_outside_its_root_is_not_served(
     w: World, f: Factories, tmp_path: Path
 ) -> None:
