@@ -19,6 +19,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from sqlalchemy import select
 
 from harness import __version__
 from harness.accounts import create_tenant, issue_key
+from harness.api.request_signing import signature_headers
 from harness.app import create_app
 from harness.audit import load_entries
 from harness.canonical import dumps_canonical, sha256_hex
@@ -151,10 +153,21 @@ def run_scenario(
         api: list[dict[str, Any]] = []
         saved: dict[str, str] = {}
         unexpected: list[str] = []
+        sent: list[_Sent] = []
+        secrets = rt.settings.request_signing_secrets
+        signing_secret = secrets[0].get_secret_value().encode() if secrets else None
         try:
             for index, step in enumerate(scenario.steps):
                 frozen.tick(1)
-                entry = _perform(client, step, index=index, tokens=tokens, saved=saved)
+                entry = _perform(
+                    client,
+                    step,
+                    index=index,
+                    tokens=tokens,
+                    saved=saved,
+                    sent=sent,
+                    signing_secret=signing_secret,
+                )
                 api.append(entry)
                 if entry["response"]["status"] != step.expect:
                     unexpected.append(
@@ -190,25 +203,39 @@ def _seed_tenants(rt: Runtime, scenario: Scenario) -> dict[str, str]:
     return tokens
 
 
+@dataclass(frozen=True)
+class _Sent:
+    """A request exactly as it went out (bytes and headers): what a ``replay`` step resends."""
+
+    method: str
+    path: str
+    content: bytes
+    headers: dict[str, str]
+    body: Any
+
+
 def _perform(
-    client: TestClient, step: StepSpec, *, index: int, tokens: dict[str, str], saved: dict[str, str]
+    client: TestClient,
+    step: StepSpec,
+    *,
+    index: int,
+    tokens: dict[str, str],
+    saved: dict[str, str],
+    sent: list[_Sent],
+    signing_secret: bytes | None,
 ) -> dict[str, Any]:
-    headers = dict(step.headers)
-    if step.as_ is not None:
-        headers["Authorization"] = f"Bearer {tokens[step.as_]}"
-    run_id = saved.get(step.run, step.run) if step.run else None
-    method, path, body = _request_for(step, run_id, saved)
-    if step.raw_body is not None:
-        headers.setdefault("Content-Type", "application/json")
-        response = client.request(method, path, content=step.raw_body.encode(), headers=headers)
-        request_body: Any = step.raw_body
+    if step.op == "replay":
+        original = sent[step.of] if step.of is not None and 0 <= step.of < len(sent) else None
+        if original is None:
+            raise ScenarioError(f"step {index}: replay of step {step.of}, which sent nothing replayable")
+        request = original
     else:
-        response = (
-            client.request(method, path, json=body, headers=headers)
-            if body is not None
-            else client.request(method, path, headers=headers)
-        )
-        request_body = body
+        request = _build_request(step, index=index, tokens=tokens, saved=saved, signing_secret=signing_secret)
+    sent.append(request)
+    response = client.request(
+        request.method, request.path, content=request.content or None, headers=request.headers
+    )
+    method, path, request_body = request.method, request.path, request.body
     try:
         response_body: Any = response.json()
     except ValueError:
@@ -230,6 +257,39 @@ def _perform(
         }
     )
     return entry
+
+
+def _build_request(
+    step: StepSpec, *, index: int, tokens: dict[str, str], saved: dict[str, str], signing_secret: bytes | None
+) -> _Sent:
+    headers = dict(step.headers)
+    if step.as_ is not None:
+        headers["Authorization"] = f"Bearer {tokens[step.as_]}"
+    run_id = saved.get(step.run, step.run) if step.run else None
+    method, path, body = _request_for(step, run_id, saved)
+    if step.raw_body is not None:
+        content, shown = step.raw_body.encode(), step.raw_body
+    elif body is not None:
+        content, shown = json.dumps(body, ensure_ascii=False).encode(), body
+    else:
+        content, shown = b"", None
+    if content:
+        headers.setdefault("Content-Type", "application/json")
+    if step.sign:
+        if signing_secret is None:
+            raise ScenarioError(f"step {index} is signed but settings.request_signing_secrets is empty")
+        # Time comes from the frozen clock; the nonce is a function of the step: both reproducible.
+        headers.update(
+            signature_headers(
+                signing_secret,
+                method,
+                path,
+                content,
+                timestamp=int(datetime.now(UTC).timestamp()),
+                nonce=f"scenario-step-{index:04d}",
+            )
+        )
+    return _Sent(method, path, content, headers, shown)
 
 
 def _request_for(step: StepSpec, run_id: str | None, saved: dict[str, str]) -> tuple[str, str, Any]:

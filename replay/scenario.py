@@ -32,6 +32,9 @@ OVERRIDABLE_SETTINGS = frozenset(
         "model_seed",
         "max_tool_result_chars",
         "retrieval_top_k",
+        "request_signing_secrets",
+        "require_signed_requests",
+        "signature_window_seconds",
     }
 )
 
@@ -55,7 +58,9 @@ class TenantSpec(_Model):
 
 
 class StepSpec(_Model):
-    op: Literal["run", "approve", "reject", "status", "artifact", "raw"]
+    op: Literal["run", "approve", "reject", "status", "artifact", "raw", "replay"]
+    sign: bool = Field(default=False, description="sign with the first request_signing_secrets entry")
+    of: int | None = Field(default=None, ge=0, description="replay: the step whose exact request to resend")
     as_: str | None = Field(default=None, alias="as", description="key name making the request")
     body: dict[str, Any] | None = None
     raw_body: str | None = None
