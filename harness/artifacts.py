@@ -79,6 +79,12 @@ def commit_artifact(
     workspace = Workspace(artifact_root(rt, tenant_id=tenant_id, run_id=run_id))
     target = workspace.path_for_write(path)
     data = redact(content).encode("utf-8")
+    if target.exists():
+        # Another artifact (committed, with its row) owns this file: never overwrite it.
+        raise ArtifactError(f"artifact {path!r} already exists for run {run_id}", path=path)
+    # Registered before the write: whatever fails from here to COMMIT, the rollback removes the
+    # file with its row.
+    session.info.setdefault(_UNCOMMITTED, []).append(target)
     try:
         write_atomic(target, data)
     except OSError as exc:
@@ -97,7 +103,6 @@ def commit_artifact(
         )
     )
     session.flush()
-    session.info.setdefault(_UNCOMMITTED, []).append(target)
     rt.sink.emit(ArtifactCommitted(run_id=run_id, path=path, size=len(data), sha256=digest))
     return CommittedArtifact(path=path, size=len(data), sha256=digest, storage_path=target)
 

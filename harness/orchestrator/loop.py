@@ -163,9 +163,15 @@ def _loop(rt: Runtime, run_id: str) -> RunStatus:
                 model=run.model, messages=messages, tools=tools, temperature=0, seed=run.seed
             )
             tenant_id, call_no = run.tenant_id, model_calls
+            expected_seq = _next_seq(session, run_id)
         provider, answer = _call_model(rt, run_id, call_no, request, guard if call_no == 0 else [])
         with unit_of_work(rt.sessions) as session:
-            run = session.get_one(Run, run_id)
+            run = session.execute(select(Run).where(Run.id == run_id).with_for_update()).scalar_one()
+            if run.status != RunStatus.RUNNING or _next_seq(session, run_id) != expected_seq:
+                # Our lease expired while we waited on the model and another worker advanced the
+                # run: its steps stand, and this answer is dropped rather than appended twice.
+                log.warning("run advanced by another worker; answer dropped", run_id=run_id)
+                return RunStatus(run.status)
             run.tokens_used += answer.usage.get("total_tokens", 0)
             output = redact_data(
                 {
