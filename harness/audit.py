@@ -16,6 +16,7 @@ import json
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -74,9 +75,29 @@ def append_audit(
     session.flush()
     AUDIT_ENTRIES.inc()
     rt.sink.emit(AuditAppended(seq=row.seq, action=action, target=row.target))
-    if rt.audit_signer is not None and head.next_seq % rt.settings.audit_checkpoint_every == 0:
+    if rt.audit_signer is not None and (
+        head.next_seq % rt.settings.audit_checkpoint_every == 0 or _checkpoint_overdue(session, rt)
+    ):
         _checkpoint(session, rt, tree_size=head.next_seq)
     return row
+
+
+def _checkpoint_overdue(session: Session, rt: Runtime) -> bool:
+    """True when the newest checkpoint (or, with none, the first entry) is older than the interval."""
+    interval = rt.settings.audit_checkpoint_seconds
+    if interval is None:
+        return False
+    assert rt.audit_signer is not None  # checked by the caller
+    # Our own last signed checkpoint, never whatever row is newest: rows are insertable, and a
+    # forged one must neither postpone checkpoints nor break appends with a bad timestamp.
+    own = _last_signed_by(session, rt.audit_signer)
+    last = own.time if own is not None else None
+    if last is None:
+        last = session.execute(select(AuditEntry.at).where(AuditEntry.seq == 0)).scalar_one_or_none()
+    if last is None:
+        return False
+    age = rt.clock.now() - datetime.fromisoformat(last)
+    return age.total_seconds() >= interval
 
 
 def seal(session: Session, rt: Runtime) -> AuditCheckpoint | None:

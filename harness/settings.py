@@ -56,6 +56,8 @@ class Settings(BaseSettings):
     require_signed_requests: bool = False
 
     audit_checkpoint_every: int = Field(default=64, ge=1)
+    # ...or when the newest checkpoint is this old (None: count only). Checked on append.
+    audit_checkpoint_seconds: float | None = Field(default=300.0, gt=0)
     audit_signing_key: Path | None = None
     audit_origin: str = "harness.local/audit"
 

@@ -254,3 +254,35 @@ def _drop_entry_triggers(conn: Any) -> None:
         conn.execute(text("DROP TRIGGER audit_entries_append_only ON audit_entries"))
     else:
         conn.execute(text("DROP TRIGGER audit_entries_no_update"))
+
+
+def test_a_checkpoint_is_also_signed_when_the_last_one_is_older_than_the_interval(
+    database_url: str,
+    make_runtime: Callable[..., Runtime],
+    run_factory: Callable[..., str],
+    service_key: ServiceKey,
+) -> None:
+    """Every N entries *or* T seconds: a quiet log still gets a fresh signed root."""
+    from freezegun import freeze_time
+
+    with freeze_time("2026-03-01T12:00:00Z") as frozen:
+        rt = make_runtime(
+            database_url,
+            audit_signing_key=service_key.pem,
+            audit_checkpoint_every=1000,
+            audit_checkpoint_seconds=60,
+        )
+        _act(rt, run_factory, 1)
+        assert _stored(rt)[1] == []  # neither 1000 entries nor 60 s yet
+        size = len(_stored(rt)[0])
+        frozen.tick(61)
+        _act(rt, run_factory, 1)
+        _entries, envelopes = _stored(rt)
+        assert [open_checkpoint(e, service_key.trusted).tree_size for e in envelopes] == [size + 1]
+        frozen.tick(30)
+        _act(rt, run_factory, 1)
+        assert len(_stored(rt)[1]) == 1  # 30 s since the last one: not yet
+        frozen.tick(31)
+        _act(rt, run_factory, 1)
+        assert len(_stored(rt)[1]) == 2
+        assert verify_log(rt, trusted_dir=service_key.trusted_dir).ok
