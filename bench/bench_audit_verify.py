@@ -61,7 +61,7 @@ def main() -> None:
     built = time.perf_counter() - started
     started = time.perf_counter()
     checkpoints = build_checkpoints(
-        entries, every=args.every, signer=signer, origin="bench/audit", time_fn=lambda: "t"
+        entries, every=args.every, signer=signer, origin="bench/audit", time_fn=lambda: "2026-01-01T00:00:00Z"
     )
     sealed = time.perf_counter() - started
     trusted = TrustedKeys.from_records([signer.public_record("audit-service")])

@@ -96,7 +96,10 @@ def _checkpoint_overdue(session: Session, rt: Runtime) -> bool:
         last = session.execute(select(AuditEntry.at).where(AuditEntry.seq == 0)).scalar_one_or_none()
     if last is None:
         return False
-    age = rt.clock.now() - datetime.fromisoformat(last)
+    try:
+        age = rt.clock.now() - datetime.fromisoformat(last)
+    except (TypeError, ValueError):
+        return False  # an unreadable time never blocks an append; the count trigger still applies
     return age.total_seconds() >= interval
 
 
