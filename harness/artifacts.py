@@ -7,8 +7,6 @@ never SUCCEEDED with a missing file and no file outlives its row.
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from harness.clock import iso
 from harness.database.models import Artifact
+from harness.durable import write_atomic
 from harness.errors import ArtifactError
 from harness.events import ArtifactCommitted
 from harness.redaction import redact
@@ -50,26 +49,6 @@ def artifact_root(rt: Runtime, *, tenant_id: str, run_id: str) -> Path:
     root = rt.settings.artifacts_dir / tenant_id / run_id
     root.mkdir(parents=True, exist_ok=True)
     return root
-
-
-def write_atomic(target: Path, data: bytes) -> None:
-    """Write ``data`` so ``target`` is either absent or complete, never partial."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-        dir_fd = os.open(target.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def commit_artifact(

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
 from harness.canonical import jcs_bytes
+from harness.durable import write_atomic
 from replay.errors import GoldenMissing, ScenarioError, UpdateRefused
 
 __all__ = [
@@ -67,18 +67,8 @@ def audit_jsonl_bytes(entries: Iterable[Mapping[str, Any]]) -> bytes:
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temp file in the same directory and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
+    """Write ``data`` to ``path`` so it is either the old file or the complete new one."""
+    write_atomic(path, data)
 
 
 @dataclass(frozen=True)
