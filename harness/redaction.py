@@ -145,15 +145,22 @@ def _token_rule(type_: str, body: str, *hints: str) -> _PatternRule:
 # the structured twin. ``(?<=[a-z0-9])(?=[A-Z])`` lets camelCase keys (clientSecret) match.
 _KEY: Final = (
     r"(?:(?<![A-Za-z0-9])|(?<=[a-z0-9])(?=[A-Z]))"
-    r"(?i:pass(?:word|wd|phrase)|secret(?:[_-]?(?:access[_-]?)?key)?|token|api[_-]?key"
+    r"(?i:pass(?:word|wd|phrase)?|secret(?:[_-]?(?:access[_-]?)?key)?|token|api[_-]?key"
     r"|access[_-]?key|private[_-]?key|client[_-]?secret|credentials?|authorization|cookie)"
     r"(?![A-Za-z0-9_])"
 )
+# ``=``/``:`` as typed, or URL-, HTML- or JSON-escaped (``%3D``, ``&#61;``, ``\u003d``), or ``=>``/``:=``
+_ANY_SEP: Final = (
+    r"(?:=>|:=|[:=]|%3[AaDd]|&#(?:58|61|x3[AaDd]);|&(?:colon|equals);|\\u003[AaDd])"
+)
+_EQ_SEP: Final = r"(?:=>|:=|=|%3[Dd]|&#(?:61|x3[Dd]);|&equals;|\\u003[Dd])"
 _SKIP_EMPTY: Final = r"(?!(?i:null|none|true|false|nil)(?![A-Za-z0-9_]))"
 # possessive, so a second pass never folds the scheme into the value
 _AUTH_SCHEME: Final = r"(?:(?i:bearer|basic|token|digest)[ \t]+)?+"
 _QUOTED_VALUE: Final = (
-    r"(?:\\\"" + _AUTH_SCHEME + r"(?P<secret_c>(?:[^\"\\\r\n]|\\[^\"\r\n])+)\\\""
+    r"(?:&(?:quot|#34|#x22);" + _AUTH_SCHEME + r"(?P<secret_d>(?:(?!&(?:quot|#34|#x22);)[^\r\n])+)"
+    r"&(?:quot|#34|#x22);"
+    r"|\\\"" + _AUTH_SCHEME + r"(?P<secret_c>(?:[^\"\\\r\n]|\\[^\"\r\n])+)\\\""
     r"|\"" + _AUTH_SCHEME + r"(?P<secret>(?:[^\"\\\r\n]|\\.)+)\""
     r"|'" + _AUTH_SCHEME + r"(?P<secret_b>(?:[^'\\\r\n]|\\.)+)')"
 )
@@ -203,7 +210,8 @@ _RULES: Final[tuple[_Rule, ...]] = (
         ),
         ("-----begin",),
     ),
-    _token_rule("jwt", r"eyJ[A-Za-z0-9_-]{8,}\.ey[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*", "eyJ"),
+    # The payload may be short (``{"a":1}`` is ``eyJhIjoxfQ``) or empty (``{}`` is ``e30``).
+    _token_rule("jwt", r"eyJ[A-Za-z0-9_-]{5,}\.(?:ey[A-Za-z0-9_-]{2,}|e30)\.[A-Za-z0-9_-]*", "eyJ"),
     _token_rule("anthropic_api_key", r"sk-ant-[A-Za-z0-9_-]{20,}", "sk-ant-"),
     _token_rule("openai_api_key", r"sk-(?!ant-)(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}", "sk-"),
     _token_rule("github_fine_grained_pat", r"github_pat_[A-Za-z0-9_]{22,}", "github_pat_"),
@@ -269,12 +277,12 @@ _RULES: Final[tuple[_Rule, ...]] = (
     # expires" is left alone.
     _PatternRule(
         "secret_assignment",
-        re.compile(_KEY + r"\\?[\"']?[ \t]*[:=][ \t]*" + _QUOTED_VALUE),
+        re.compile(_KEY + r"\\?[\"']?[ \t]*" + _ANY_SEP + r"[ \t]*" + _QUOTED_VALUE),
         _ASSIGNMENT_HINTS,
     ),
     _PatternRule(
         "secret_assignment",
-        re.compile(_KEY + r"[\"']?[ \t]*=[ \t]*" + _BARE_VALUE),
+        re.compile(_KEY + r"[\"']?[ \t]*" + _EQ_SEP + r"[ \t]*" + _BARE_VALUE),
         _ASSIGNMENT_HINTS,
     ),
     _PatternRule(
@@ -290,8 +298,31 @@ _RULES: Final[tuple[_Rule, ...]] = (
             + r"[\"']?[ \t]*:[ \t]*"
             + _AUTH_SCHEME
             + _SKIP_EMPTY
-            + r"(?P<secret>[^\s\"'|>#&*!{\[](?:[^\r\n]*[^\s])?)",
+            # A marker or a quoted value with more after it on the line may hide a second
+            # assignment of the same key ("password: [REDACTED:...] then password: x").
+            + r"(?P<secret>(?:\[REDACTED:[a-z0-9_]+\]|\"[^\"\r\n]*\"|'[^'\r\n]*')[ \t,;]*[^\s,;][^\r\n]*"
+            + r"|[^\s\"'|>#&*!{\[](?:[^\r\n]*[^\s])?)",
             re.MULTILINE,
+        ),
+        _ASSIGNMENT_HINTS,
+    ),
+    _PatternRule(
+        "secret_assignment",
+        # a YAML block scalar (``password: |`` then indented lines): every line deeper than the key
+        re.compile(
+            r"^(?P<indent>[ \t]*)(?:-[ \t]+)?[\"']?[A-Za-z0-9_.-]*?"
+            + _KEY
+            + r"[\"']?[ \t]*:[ \t]*[|>][-+0-9]*[ \t]*\r?\n"
+            + r"(?P<secret>(?P=indent)[ \t]+\S[^\r\n]*(?:\r?\n(?P=indent)[ \t]+\S[^\r\n]*)*)",
+            re.MULTILINE,
+        ),
+        _ASSIGNMENT_HINTS,
+    ),
+    _PatternRule(
+        "secret_assignment",
+        # an XML element named like a secret: <password>...</password>, <db:Password a="1">...
+        re.compile(
+            r"<(?P<tag>[A-Za-z0-9_.:-]*?" + _KEY + r")(?:[ \t][^<>]*)?>(?P<secret>[^<]+)</(?P=tag)[ \t]*>"
         ),
         _ASSIGNMENT_HINTS,
     ),
@@ -448,10 +479,26 @@ def _redact_value(value: Any, *, stringify_unknown: bool) -> Any:
         return value
     if isinstance(value, Mapping | list | tuple):
         return _redact_container(value, stringify_unknown=stringify_unknown)
+    if isinstance(value, set | frozenset | bytes | bytearray):
+        return _redact_set_or_bytes(value, stringify_unknown=stringify_unknown)
     if stringify_unknown:
         # The JSON renderer would repr() it anyway; do it here so the repr is scrubbed too.
         return redact(repr(value))
     return value
+
+
+def _redact_set_or_bytes(
+    value: set[Any] | frozenset[Any] | bytes | bytearray, *, stringify_unknown: bool
+) -> Any:
+    if isinstance(value, set | frozenset):
+        # sorted by repr so a log line does not depend on hash order
+        items = sorted((_redact_value(v, stringify_unknown=stringify_unknown) for v in value), key=repr)
+        return items if stringify_unknown else type(value)(items)
+    text = bytes(value).decode("utf-8", errors="replace")
+    clean = redact(text)
+    if stringify_unknown:
+        return clean
+    return value if clean == text else clean.encode("utf-8")
 
 
 def _redact_container(
@@ -463,12 +510,26 @@ def _redact_container(
         return tuple(_redact_value(item, stringify_unknown=stringify_unknown) for item in value)
     out: dict[Any, Any] = {}
     for key, item in value.items():
-        new_key = redact(key) if isinstance(key, str) else key
+        new_key = _redact_key(key, stringify_unknown=stringify_unknown)
         if isinstance(key, str) and is_secret_key(key) and _has_content(item):
             out[new_key] = f"[REDACTED:{SECRET_FIELD}]"
         else:
             out[new_key] = _redact_value(item, stringify_unknown=stringify_unknown)
     return out
+
+
+def _redact_key(key: Any, *, stringify_unknown: bool) -> Any:
+    """A mapping key is data too: ``{"AKIA...": 1}`` must not keep the key id."""
+    if isinstance(key, str):
+        return redact(key)
+    if key is None or isinstance(key, bool | int | float):
+        return key
+    if isinstance(key, tuple):
+        return tuple(_redact_key(k, stringify_unknown=stringify_unknown) for k in key)
+    if isinstance(key, bytes):
+        clean = redact(key.decode("utf-8", errors="replace"))
+        return clean if stringify_unknown else clean.encode("utf-8")
+    return redact(repr(key)) if stringify_unknown else key
 
 
 def redact_data(value: Any) -> Any:

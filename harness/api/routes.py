@@ -15,12 +15,10 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy.exc import SQLAlchemyError
 
 from harness.accounts import Principal, authenticate
-from harness.api import idempotency, request_signing
+from harness.api import idempotency, ingress, request_signing
 from harness.api.schemas import ApproveRequest, RunAccepted, RunRequest, RunView
 from harness.canonical import digest
 from harness.database.connect import unit_of_work
-from harness.errors import InvalidRequest
-from harness.orchestrator.routing import find_smuggled_model
 from harness.runs import service
 from harness.runs.service import RunSpec
 from harness.runtime import Runtime
@@ -79,8 +77,13 @@ def signed_principal(
 Caller = Annotated[Principal, Depends(signed_principal)]
 
 # Also a router dependency, so a route added without ``Caller`` cannot skip the check
-# (FastAPI caches it per request: it runs once).
-router = APIRouter(prefix="/api/harness", tags=["harness"], dependencies=[Depends(signed_principal)])
+# (FastAPI caches it per request: it runs once). Path parameters pass the ingress rule too
+# (request bodies do so through their schema, harness.api.schemas.RequestBody).
+router = APIRouter(
+    prefix="/api/harness",
+    tags=["harness"],
+    dependencies=[Depends(signed_principal), Depends(ingress.admit_path_params)],
+)
 
 
 @router.post(
@@ -97,9 +100,6 @@ def submit_run(
 ) -> Response:
     """Start a run: 202 with its id; the worker picks it up."""
     rt = runtime(request)
-    smuggled = find_smuggled_model(body.model_dump())
-    if smuggled:
-        raise InvalidRequest(f"model may only be chosen with the 'model' field (found {smuggled!r})")
     payload = body.model_dump(mode="json")
     key = idempotency.validate_key(idempotency_key) if idempotency_key is not None else None
     if key is not None:

@@ -1,14 +1,32 @@
-"""Request and response bodies of the public API. Unknown fields are refused (no mass assignment)."""
+"""Request and response bodies of the public API.
+
+Every request body derives from :class:`RequestBody`: unknown fields are refused (no mass
+assignment, and the single place that refuses a model or tool smuggled under another name),
+and every field passes through :func:`harness.api.ingress.admit` (unstorable characters
+refused, secrets redacted) before a route sees it.
+"""
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
+
+from harness.api.ingress import admit
 
 
-class RunRequest(BaseModel):
+class RequestBody(BaseModel):
+    """Base of every request body: extra fields forbidden, each field admitted through the ingress."""
+
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _admit(cls, value: Any) -> Any:
+        return admit(value)
+
+
+class RunRequest(RequestBody):
 
     task: StrictStr = Field(min_length=1, description="What the harness should do")
     model: StrictStr | None = Field(
@@ -27,8 +45,7 @@ class RunAccepted(BaseModel):
     links: dict[str, str]
 
 
-class ApproveRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ApproveRequest(RequestBody):
 
     run_id: StrictStr = Field(min_length=1, max_length=64)
     decision: Literal["approve", "reject"]

@@ -39,6 +39,7 @@ from harness.retrieval import retrieve
 from harness.runs.service import transition
 from harness.runs.state import TERMINAL, RunStatus
 from harness.runtime import Runtime
+from harness.secret_shape import redact_tool_call
 from harness.tools.registry import TOOLS, check_args, run_read_only
 from harness.tools.sandbox import Workspace
 
@@ -159,8 +160,9 @@ def _loop(rt: Runtime, run_id: str) -> RunStatus:
                     f"token budget exhausted: {run.tokens_used} used + ~{estimate} needed "
                     f"> {rt.settings.token_budget}"
                 )
+            # What is sent is exactly what is stored (steps.input) and goldened: redacted.
             request = ChatRequest(
-                model=run.model, messages=messages, tools=tools, temperature=0, seed=run.seed
+                model=run.model, messages=redact_data(messages), tools=tools, temperature=0, seed=run.seed
             )
             tenant_id, call_no = run.tenant_id, model_calls
             expected_seq = _next_seq(session, run_id)
@@ -176,7 +178,9 @@ def _loop(rt: Runtime, run_id: str) -> RunStatus:
             output = redact_data(
                 {
                     "content": answer.content,
-                    "tool_calls": [c.to_message() for c in answer.tool_calls],
+                    # a bare secret as an argument value is redacted before it is stored and
+                    # echoed back to the provider in the next prompt
+                    "tool_calls": [redact_tool_call(c.to_message()) for c in answer.tool_calls],
                     "finish_reason": answer.finish_reason,
                     "provider": provider,
                 }
@@ -272,7 +276,7 @@ def _call_model(
             call=call_no,
             provider=provider,
             content=redact(answer.content or "") or None,
-            tool_calls=[redact_data(c.to_message()) for c in answer.tool_calls],
+            tool_calls=[redact_data(redact_tool_call(c.to_message())) for c in answer.tool_calls],
             usage=answer.usage,
         )
     )

@@ -14,7 +14,7 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Final
+from typing import Final
 
 from harness.errors import ConfigError, ForbiddenModel, ForbiddenTool, InvalidRequest
 
@@ -32,13 +32,6 @@ MODEL_ALIASES: Final[Mapping[str, str]] = MappingProxyType({
 
 _TOOL_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
 _MAX_TOOLS = 64
-_MAX_SMUGGLING_DEPTH = 8
-# The request's own "model" field is the one legitimate place; these keys anywhere else
-# (after folding case, separators and lookalikes) are an attempt to route around it.
-_SMUGGLING_KEYS: Final[frozenset[str]] = frozenset({
-    "engine", "deployment", "deploymentid", "deploymentname", "azuredeployment", "llm",
-    "checkpoint", "providermodel", "modelname", "modelid", "model",
-})
 
 
 @dataclass(frozen=True)
@@ -148,45 +141,3 @@ def resolve_tools(requested: object, *, policy: TenantRouting) -> tuple[str, ...
         )
     return tuple(sorted(set(names)))
 
-
-# Cyrillic/Greek letters that pass for Latin in a field name ("mоdel" with a Cyrillic o).
-_KEY_LOOKALIKES = str.maketrans({
-    "а": "a", "е": "e", "о": "o", "р": "p", "с": "c", "і": "i", "м": "m", "ԁ": "d", "ӏ": "l",
-    "ο": "o", "ε": "e", "ι": "i", "ν": "v",
-})
-
-
-def _fold_key(key: object) -> str:
-    text = unicodedata.normalize("NFKC", str(key)).casefold().translate(_KEY_LOOKALIKES)
-    return "".join(c for c in text if c.isalnum())
-
-
-def find_smuggled_model(extra: Mapping[str, Any]) -> str | None:
-    """The path of the first field that tries to choose a model outside the top-level ``model``.
-
-    Walks nested mappings and lists (sorted keys, depth first). A key counts when, folded to
-    lower-case alphanumerics, it names a model or deployment ("engine", "Model-Name",
-    "options.model", ...). Pass the whole request body: its top-level ``model`` is exempt.
-    """
-    return _smuggled(extra, path="", depth=0)
-
-
-def _smuggled(value: object, *, path: str, depth: int) -> str | None:
-    if depth > _MAX_SMUGGLING_DEPTH:
-        return path or "<root>"  # refuse what we cannot inspect rather than let it through
-    if isinstance(value, Mapping):
-        for key in sorted(value, key=str):
-            child = f"{path}.{key}" if path else str(key)
-            folded = _fold_key(key)
-            top_level_model = depth == 0 and key == "model"
-            if not top_level_model and (folded in _SMUGGLING_KEYS or "model" in folded):
-                return child
-            found = _smuggled(value[key], path=child, depth=depth + 1)
-            if found is not None:
-                return found
-    elif isinstance(value, (list, tuple)):
-        for i, item in enumerate(value):
-            found = _smuggled(item, path=f"{path}[{i}]", depth=depth + 1)
-            if found is not None:
-                return found
-    return None

@@ -12,12 +12,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pydantic import ValidationError
+
+from harness.api.schemas import RunRequest
 from harness.errors import ConfigError, ForbiddenModel, ForbiddenTool, InvalidRequest
 from harness.orchestrator.routing import (
     CANONICAL_MODELS,
     MODEL_ALIASES,
     TenantRouting,
-    find_smuggled_model,
     resolve_model,
     resolve_tools,
 )
@@ -236,35 +238,45 @@ def test_a_tenant_without_tools_gets_none() -> None:
         resolve_tools(["read_file"], policy=policy)
 
 
+# A model or tool smuggled under another name never reaches the router: the request schema
+# (the one production parses every body with) refuses any field it does not declare. These
+# are the spellings the removed key-folding scan used to hunt for; the schema refuses them
+# all, including ones that scan could not see (an unrelated name, a nested "model").
 @pytest.mark.parametrize(
-    ("body", "path"),
+    ("body", "field"),
     [
         ({"task": "t", "engine": "gpt-4o"}, "engine"),
         ({"task": "t", "deployment": "gpt-4o"}, "deployment"),
         ({"task": "t", "model_name": "gpt-4o"}, "model_name"),
         ({"task": "t", "Provider-Model": "gpt-4o"}, "Provider-Model"),
-        ({"task": "t", "options": {"model": "gpt-4o"}}, "options.model"),
-        ({"task": "t", "options": {"fallbacks": [{"deployment_id": "x"}]}},
-         "options.fallbacks[0].deployment_id"),
+        ({"task": "t", "options": {"model": "gpt-4o"}}, "options"),
+        ({"task": "t", "options": {"fallbacks": [{"deployment_id": "x"}]}}, "options"),
         ({"task": "t", "m\u043edel": "gpt-4o"}, "m\u043edel"),
         ({"task": "t", "MODEL": "gpt-4o"}, "MODEL"),
+        ({"task": "t", "Model": "gpt-4o", "model": "sim-small"}, "Model"),
+        ({"task": "t", "tool_choice": {"function": {"name": "shell"}}}, "tool_choice"),
+        ({"task": "t", "functions": [{"name": "shell"}]}, "functions"),
+        ({"task": "t", "x": {"y": {"z": {}}}}, "x"),
     ],
 )
-def test_smuggled_model_fields_are_found(body: dict[str, Any], path: str) -> None:
-    assert find_smuggled_model(body) == path
+def test_smuggled_model_or_tool_fields_are_refused_by_the_schema(body: dict[str, Any], field: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        RunRequest.model_validate(body)
+    errors = caught.value.errors()
+    assert [e["type"] for e in errors] == ["extra_forbidden"]
+    assert errors[0]["loc"] == (field,)
 
 
-def test_the_top_level_model_field_is_not_smuggling() -> None:
-    assert find_smuggled_model({"task": "t", "model": "gpt-4o", "tools": ["read_file"]}) is None
+def test_the_top_level_model_and_tools_fields_are_the_only_way_in() -> None:
+    parsed = RunRequest.model_validate({"task": "t", "model": "gpt-4o", "tools": ["read_file"]})
+    assert (parsed.model, parsed.tools) == ("gpt-4o", ["read_file"])
+    assert set(RunRequest.model_fields) == {"task", "model", "tools"}
 
 
-def test_unreasonably_deep_nesting_is_refused() -> None:
-    body: dict[str, Any] = {"task": "t"}
-    node = body
-    for _ in range(20):
-        node["x"] = {}
-        node = node["x"]
-    assert find_smuggled_model(body) is not None
+@pytest.mark.parametrize("model", [42, ["gpt-4o"], {"name": "gpt-4o"}, True])
+def test_a_non_string_model_is_refused_by_the_schema(model: object) -> None:
+    with pytest.raises(ValidationError):
+        RunRequest.model_validate({"task": "t", "model": model})
 
 
 @pytest.mark.parametrize(

@@ -211,6 +211,7 @@ def test_live_run_leaves_no_secret_on_any_surface(w: World, log_stream: io.Strin
 
 REDACTING_MODULES = (
     "harness.orchestrator.loop",
+    "harness.secret_shape",
     "harness.artifacts",
     "harness.audit",
     "harness.api.problems",
