@@ -155,7 +155,7 @@ def test_every_free_text_field_refuses_unstorable_characters(model: type[Request
         body = _fill(model, "fine")
         body[name] = [f"a{bad}b"] if isinstance(body[name], list) else f"a{bad}b"
         # pydantic refuses a lone surrogate itself (string_unicode); the rest is ours
-        with pytest.raises(ValueError, match="cannot be stored|valid string"):
+        with pytest.raises(ValueError, match=r"cannot be stored|valid string"):
             model.model_validate(body)
 
 
@@ -258,7 +258,9 @@ def _bad_requests(w: World, run_id: str, bad: str) -> dict[str, Any]:
     requests = {
         "task": post("/api/harness/run", content=f'{{"task": "a{escaped}b"}}', headers=headers),
         "model": post("/api/harness/run", content=f'{{"task": "t", "model": "m{escaped}"}}', headers=headers),
-        "tools": post("/api/harness/run", content=f'{{"task": "t", "tools": ["r{escaped}"]}}', headers=headers),
+        "tools": post(
+            "/api/harness/run", content=f'{{"task": "t", "tools": ["r{escaped}"]}}', headers=headers
+        ),
         "reason": post(
             "/api/harness/approve",
             content=f'{{"run_id": "{run_id}", "decision": "approve", "reason": "ok{escaped}"}}',
@@ -272,7 +274,9 @@ def _bad_requests(w: World, run_id: str, bad: str) -> dict[str, Any]:
     }
     if ord(bad) < 0x80:  # a lone surrogate has no URL form (its UTF-8 bytes are invalid)
         percent = f"%{ord(bad):02X}"
-        requests["run_id in path"] = w.client.get(f"/api/harness/runs/{run_id}{percent}", headers=w.headers("alice"))
+        requests["run_id in path"] = w.client.get(
+            f"/api/harness/runs/{run_id}{percent}", headers=w.headers("alice")
+        )
         requests["artifact path"] = w.client.get(
             f"/api/harness/runs/{run_id}/artifacts/a{percent}b.md", headers=w.headers("alice")
         )
