@@ -154,6 +154,7 @@ _ANY_SEP: Final = (
     r"(?:=>|:=|[:=]|%3[AaDd]|&#(?:58|61|x3[AaDd]);|&(?:colon|equals);|\\u003[AaDd])"
 )
 _EQ_SEP: Final = r"(?:=>|:=|=|%3[Dd]|&#(?:61|x3[Dd]);|&equals;|\\u003[Dd])"
+_LINE_START: Final = r"(?:^|(?<=\\n)|(?<=\\r)|(?<=\"))"
 _SKIP_EMPTY: Final = r"(?!(?i:null|none|true|false|nil)(?![A-Za-z0-9_]))"
 # possessive, so a second pass never folds the scheme into the value
 _AUTH_SCHEME: Final = r"(?:(?i:bearer|basic|token|digest)[ \t]+)?+"
@@ -267,7 +268,7 @@ _RULES: Final[tuple[_Rule, ...]] = (
         "bearer_token",
         # a digit is required so prose ("the bearer of bad news") is left alone
         re.compile(
-            r"(?<![A-Za-z0-9])(?i:bearer)\s+"
+            r"(?<![A-Za-z0-9])(?i:bearer)(?:\s|\\t)+"
             r"(?P<secret>(?=[A-Za-z._~+/-]*[0-9])[A-Za-z0-9._~+/-]{7,}[A-Za-z0-9_~+/-]=*)"
         ),
         ("bearer",),
@@ -293,7 +294,9 @@ _RULES: Final[tuple[_Rule, ...]] = (
     _PatternRule(
         "secret_assignment",
         re.compile(
-            r"^[ \t]*(?:-[ \t]+)?[\"']?[A-Za-z0-9_.-]*?"
+            # a line starts at a real line break, a JSON-escaped one, or a JSON string's quote
+            _LINE_START
+            + r"[ \t]*(?:-[ \t]+)?[\"']?[A-Za-z0-9_.-]*?"
             + _KEY
             + r"[\"']?[ \t]*:[ \t]*"
             + _AUTH_SCHEME
