@@ -19,7 +19,13 @@ from typing import Any, Final
 
 from harness.redaction import redact, redact_data
 
-__all__ = ["SECRET_VALUE", "looks_like_secret_value", "redact_tool_arguments", "redact_tool_call"]
+__all__ = [
+    "SECRET_VALUE",
+    "looks_like_secret_value",
+    "redact_tool_arguments",
+    "redact_tool_call",
+    "redact_tool_calls_in",
+]
 
 SECRET_VALUE: Final = "secret_value"  # noqa: S105 -- a marker type name, not a credential
 """The type in ``[REDACTED:secret_value]``: a tool-argument value that is a bare secret by shape."""
@@ -113,3 +119,19 @@ def redact_tool_call(call: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(function, dict) or not isinstance(function.get("arguments"), str):
         return call
     return {**call, "function": {**function, "arguments": redact_tool_arguments(function["arguments"])}}
+
+
+def redact_tool_calls_in(data: Any) -> Any:
+    """``data`` (a provider request or response body) with every tool call's arguments redacted.
+
+    Finds OpenAI-shaped calls (``{"function": {"arguments": "<json>"}}``) and Anthropic
+    ``tool_use`` blocks (``{"type": "tool_use", "input": {...}}``) at any depth.
+    """
+    if isinstance(data, list):
+        return [redact_tool_calls_in(item) for item in data]
+    if not isinstance(data, dict):
+        return data
+    if data.get("type") == "tool_use" and isinstance(data.get("input"), dict):
+        return {**data, "input": _scrub(redact_data(data["input"]))}
+    out = {k: redact_tool_calls_in(v) for k, v in data.items()}
+    return redact_tool_call(out) if isinstance(out.get("function"), dict) else out

@@ -29,6 +29,7 @@ from vcr.request import Request
 
 from harness.canonical import digest, dumps_canonical
 from harness.redaction import redact, redact_data
+from harness.secret_shape import redact_tool_calls_in
 from replay.errors import FormatVersionError
 
 CASSETTE_FORMAT_VERSION = 1
@@ -82,7 +83,10 @@ def _scrubbed_body(raw: bytes) -> bytes:
     body = _canonical_body(raw)
     try:
         body = json.dumps(
-            redact_data(json.loads(body)), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+            redact_data(redact_tool_calls_in(json.loads(body))),
+            sort_keys=True,
+            separators=(",", ":"),
+            ensure_ascii=False,
         )
     except ValueError:
         body = redact(body)
@@ -100,7 +104,10 @@ def scrub_response(response: dict[str, Any]) -> dict[str, Any]:
     raw = response.get("body", {}).get("string", b"")
     text = _body_text(raw)
     try:
-        text = json.dumps(redact_data(json.loads(text)), ensure_ascii=False, separators=(",", ":"))
+        # tool-call arguments also by shape: a bare secret the model sent is never recorded
+        text = json.dumps(
+            redact_data(redact_tool_calls_in(json.loads(text))), ensure_ascii=False, separators=(",", ":")
+        )
     except ValueError:
         text = redact(text)
     return {"status": response["status"], "headers": headers, "body": {"string": text.encode("utf-8")}}

@@ -41,11 +41,12 @@ from harness.events import CollectingSink, PromptSent, RetryScheduled
 from harness.jobs.worker import drain
 from harness.orchestrator.prompts import TEMPLATE_NAMES
 from harness.providers.openai_client import OpenAIChatClient
-from harness.redaction import redact, redact_data
+from harness.redaction import redact_data
 from harness.runtime import Runtime, build_runtime
 from harness.settings import Settings
 from replay.cassette import PROVIDER_ORIGIN, CassetteMissSignal, use_cassette
 from replay.errors import CassetteMiss, ScenarioError
+from replay.leak_marking import mark_leaks
 from replay.provider_sim import start_simulator
 from replay.scenario import Scenario, StepSpec
 
@@ -247,15 +248,15 @@ def _perform(
         for k, v in response.headers.items()
         if k.lower() in {"idempotent-replayed", "retry-after", "location"}
     }
-    entry: dict[str, Any] = redact_data(
-        {
-            "step": index,
-            "op": step.op,
-            "as": step.as_,
-            "request": {"method": method, "path": path, "body": request_body},
-            "response": {"status": response.status_code, "headers": kept, "body": response_body},
-        }
-    )
+    # The client's own input is redacted here; what the harness answered is not, so a response
+    # that leaks shows up as [LEAKED:...] in the final pass (replay.leak_marking).
+    entry: dict[str, Any] = {
+        "step": index,
+        "op": step.op,
+        "as": step.as_,
+        "request": redact_data({"method": method, "path": path, "body": request_body}),
+        "response": {"status": response.status_code, "headers": kept, "body": response_body},
+    }
     return entry
 
 
@@ -409,12 +410,13 @@ def _build_trace(
                     "path": a.path,
                     "size": a.size,
                     "sha256": a.sha256,
-                    "content": redact(Path(a.storage_path).read_text(encoding="utf-8")),
+                    "content": Path(a.storage_path).read_text(encoding="utf-8"),
                 }
                 for a in artifacts
             ],
             "final": {"runs": {r.id: r.status for r in runs}},
         }
-    # Whatever reached the trace passes the redactor once more (belt and braces for goldens).
-    scrubbed: dict[str, Any] = json.loads(json.dumps(redact_data(trace)))
+    # Whatever reached the trace unredacted is marked [LEAKED:<type>] (never kept raw), so a
+    # sink that stops redacting fails its golden in that sink's section.
+    scrubbed: dict[str, Any] = json.loads(json.dumps(redact_data(mark_leaks(trace))))
     return scrubbed

@@ -236,7 +236,7 @@ def _call_model(
             model=request.model,
             temperature=request.temperature,
             seed=request.seed,
-            messages=redact_data(request.messages),
+            messages=request.messages,  # redacted before the request was built: sent == traced
             tools=request.tools,
             guard=guard,
         )

@@ -43,6 +43,16 @@ ALLOWLIST = frozenset({"goldens/keys/DEMO-ONLY-signing-key.pem"})
 # these values, and no recorded file (cassette, trace, audit, approvals) may hold them at all.
 SCENARIO_SYNTHETIC = {
     "goldens/secret_in_tool_result/scenario.yaml": {"AKIAZ7QXEXAMPLE4D2XQ", "hunter2-synthetic"},
+    "goldens/secret_in_task/scenario.yaml": {"sk_live_FAKEgoldenTask0123456789"},
+    "goldens/secret_in_approval_reason/scenario.yaml": {
+        "AKIAZ7QXFAKEGOLDEN01",
+        "ghp_FAKEgoldenReason0123456789abcdefABCD",
+    },
+    # bare tokens: no text rule finds them, so the recorded files are checked for them by value
+    "goldens/secret_tool_argument/scenario.yaml": {
+        "RFRunzqw7wZyVGOeUvfJIssDj4PTTKtb2TxxDBfz",
+        "5LJF3hBGZW3M4Fz6Hq2AK7EGHZbKoXi0d9TH4QgT",
+    },
 }
 STRUCTURED = (".json", ".jsonl", ".yaml", ".yml")
 
