@@ -154,6 +154,7 @@ _ANY_SEP: Final = (
     r"(?:=>|:=|[:=]|%3[AaDd]|&#(?:58|61|x3[AaDd]);|&(?:colon|equals);|\\u003[AaDd])"
 )
 _EQ_SEP: Final = r"(?:=>|:=|=|%3[Dd]|&#(?:61|x3[Dd]);|&equals;|\\u003[Dd])"
+_LINE_VALUE_CHAR: Final = r"(?:\\(?![nrt\"])|[^\r\n\"\\])"
 _LINE_START: Final = r"(?:^|(?<=\\n)|(?<=\\r)|(?<=\"))"
 _SKIP_EMPTY: Final = r"(?!(?i:null|none|true|false|nil)(?![A-Za-z0-9_]))"
 # possessive, so a second pass never folds the scheme into the value
@@ -303,8 +304,13 @@ _RULES: Final[tuple[_Rule, ...]] = (
             + _SKIP_EMPTY
             # A marker or a quoted value with more after it on the line may hide a second
             # assignment of the same key ("password: [REDACTED:...] then password: x").
-            + r"(?P<secret>(?:\[REDACTED:[a-z0-9_]+\]|\"[^\"\r\n]*\"|'[^'\r\n]*')[ \t,;]*[^\s,;][^\r\n]*"
-            + r"|[^\s\"'|>#&*!{\[](?:[^\r\n]*[^\s])?)",
+            # The value ends at the line's end: a real line break, a JSON-escaped one (\n) or
+            # the closing quote of an enclosing JSON string, which must survive.
+            + r"(?P<secret>(?:\[REDACTED:[a-z0-9_]+\]|\"[^\"\r\n]*\"|'[^'\r\n]*')[ \t,;]*[^\s,;\"\\]"
+            + _LINE_VALUE_CHAR
+            + r"*|[^\s\"'|>#&*!{\[\\](?:"
+            + _LINE_VALUE_CHAR
+            + r"*[^\s\"\\])?)",
             re.MULTILINE,
         ),
         _ASSIGNMENT_HINTS,

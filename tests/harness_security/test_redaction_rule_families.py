@@ -75,6 +75,13 @@ def test_family_positive_survives_json_encoding(text: str, secret: str, type_: s
     assert json.dumps(secret)[1:-1] not in redact(rendered)
 
 
+@pytest.mark.parametrize("text", [text for text, _ in ALL_POSITIVES])
+def test_redacting_a_json_document_keeps_it_json(text: str) -> None:
+    # tool-call arguments and raw bodies are JSON text: a rule must never eat a closing quote
+    for document in (json.dumps({"content": text, "path": "a.md"}), json.dumps([text, text])):
+        json.loads(redact(document))
+
+
 class _FindsNothing:
     """A rule that keeps its type and hints but matches nothing: the rule 'dropped'."""
 
