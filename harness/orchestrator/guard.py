@@ -33,6 +33,13 @@ from enum import StrEnum
 from typing import Any, Final
 
 from harness.errors import ConfigError, InjectionBlocked, InvalidRequest
+from harness.orchestrator._guard_extra import (
+    LANGUAGE_EXTRA,
+    MULTILINGUAL,
+    decoded_views,
+    plain_view,
+    scored_override,
+)
 from harness.orchestrator._guard_rules import (
     EXFIL_URLS,
     LANGUAGE,
@@ -99,6 +106,9 @@ RULES: Final[frozenset[str]] = frozenset({
     "hidden.unicode_tags",  # an invisible payload (tag characters, variation selectors)
     "obfuscation.base64",  # a base64 run decodes to something another rule flags
     "obfuscation.confusables",  # lookalike letters disguise a finding or mix scripts in a word
+    "obfuscation.encoded",  # a rot13, hex, URL-escaped or HTML-entity view holds a finding
+    "agency.smuggled_tool_call",  # a tool call written as XML or JSON inside data
+    "override.scored",  # override cues (verb, instruction noun, qualifier, address) add up
     "obfuscation.split_tokens",  # a finding spelled with spaces, dots or digits between letters
     "override.addressed_to_model",  # data addressing "the AI" with orders
     "override.ignore_instructions",  # "ignore previous instructions" and kin
@@ -115,6 +125,7 @@ RULES: Final[frozenset[str]] = frozenset({
 
 # Overt attacks: nobody legitimately sends these as their own task.
 OVERT_ATTACK_RULES: Final[frozenset[str]] = frozenset({
+    "agency.smuggled_tool_call",
     "override.ignore_instructions",
     "override.role_reassignment",
     "extraction.system_prompt",
@@ -243,6 +254,7 @@ def _language_scan(visible: str, skel: Skeleton, depth: int) -> list[GuardFindin
         mixed = mixed_script_words(visible)
         if mixed:
             findings.append(GuardFinding("obfuscation.confusables", f"mixed-script words {mixed}"))
+    findings.extend(_extra_scan(visible, skel, found))
     compact = NON_LETTERS.sub("", skel.text.translate(LEET))
     for rule, pattern in SPLIT_TOKENS:
         m = pattern.search(compact)
@@ -252,6 +264,38 @@ def _language_scan(visible: str, skel: Skeleton, depth: int) -> list[GuardFindin
             found.add(rule)
     if depth < _MAX_DEPTH:
         findings.extend(_base64_scan(visible, depth))
+        findings.extend(_decoded_scan(visible, depth))
+    return findings
+
+
+def _extra_scan(visible: str, skel: Skeleton, found: set[str]) -> list[GuardFinding]:
+    """Other languages (on a plain view), smuggled calls, social claims, and the cue score."""
+    findings: list[GuardFinding] = []
+    for rule, pattern in LANGUAGE_EXTRA:
+        m = pattern.search(skel.text)
+        if m is not None and rule not in found:
+            findings.append(GuardFinding(rule, _quote(m.group())))
+            found.add(rule)
+    plain = plain_view(visible)
+    for rule, pattern in MULTILINGUAL:
+        m = pattern.search(plain)
+        if m is not None and rule not in found:
+            findings.append(GuardFinding(rule, _quote(m.group())))
+            found.add(rule)
+    # the score is the net for wordings no phrase rule knows; it stays quiet when one fired
+    sentence = None if any(r.startswith("override.") for r in found) else scored_override(plain)
+    if sentence is not None:
+        findings.append(GuardFinding("override.scored", _quote(sentence)))
+    return findings
+
+
+def _decoded_scan(visible: str, depth: int) -> list[GuardFinding]:
+    findings: list[GuardFinding] = []
+    for encoding, decoded in decoded_views(visible):
+        inner = _scan_nested(decoded, depth + 1)
+        if inner:
+            findings.append(GuardFinding("obfuscation.encoded", f"{encoding} view: {_quote(decoded)}"))
+            findings.extend(GuardFinding(f.rule, f"in {encoding}: {f.detail}") for f in inner)
     return findings
 
 
