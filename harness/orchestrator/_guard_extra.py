@@ -41,9 +41,13 @@ EXTRA_RULE_DESCRIPTIONS: Final[dict[str, str]] = {
 }
 
 
+_SMALL_CAPS: Final = str.maketrans("ᴀʙᴄᴅᴇꜰғɢʜɪᴊᴋʟᴍɴᴏᴘǫʀꜱᴛᴜᴠᴡʏᴢ", "abcdeffghijklmnopqrstuvwyz")
+
+
 def plain_view(text: str) -> str:
-    """NFKC, case-folded, combining marks dropped: for matching words of other languages."""
-    decomposed = unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", text).casefold())
+    """NFKC, case-folded, small capitals and combining marks dropped: for words of other languages."""
+    folded = unicodedata.normalize("NFKC", text).casefold().translate(_SMALL_CAPS)
+    decomposed = unicodedata.normalize("NFKD", folded)
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
@@ -130,8 +134,13 @@ LANGUAGE_EXTRA: Final[tuple[tuple[str, re.Pattern[str]], ...]] = (
 
 # --------------------------------------------------------------------------- decoded views
 
-_ROT13_HINT: Final = re.compile(r"\b(?:vtaber|cerivbhf|vafgehpgvbaf|erirny|flfgrz|cebzcg|frperg)\b")
-_HEX_RUN: Final = re.compile(r"(?:(?:\\x|0x)?[0-9a-fA-F]{2}[\s:,]?){12,}")
+# rot13 spellings of the words attacks are made of (a view is only decoded when one occurs)
+_ROT13_HINT: Final = re.compile(
+    r"\b(?:"
+    r"bhoyvr|cebzcg|cerivbhf|ehyrf|erirny|ertbyr|ertrya|ertynf|flfgrz|frperg|iretvff|najrvfhatra|pbasvthengvba|qverpgvirf|qvfertneq|rneyvre|sbetrg|thvqnapr|uvqqra|vafgehpgvbaf|vafgehppvbarf|vfgehmvbav|vtaben|vtaber"
+    r")\b"
+)
+_HEX_RUN: Final = re.compile(r"(?<![0-9A-Za-z])(?:(?:\\x|0x)?[0-9a-fA-F]{2}[\s:,]?){12,}")
 _URL_ESCAPE: Final = re.compile(r"%[0-9a-fA-F]{2}")
 _HTML_ENTITY: Final = re.compile(r"&(?:#[0-9]{1,7}|#x[0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});")
 

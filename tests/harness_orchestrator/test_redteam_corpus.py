@@ -1,8 +1,11 @@
 """The red-team corpus through the injection guard: every attack detected, benign text allowed.
 
-``redteam_corpus.yaml`` beside this file holds the cases. Attacks must produce at least one
-finding (and, when ``rules_any`` is given, one of those rules); benign look-alikes must be
-ALLOWed unchanged; legitimate template syntax must only be escaped.
+``redteam_corpus.yaml`` beside this file holds the cases. Each attack pins the action the
+default policy takes (BLOCK or NEUTRALISE) and the rules that must fire (``fires``, all of
+them; and, when ``rules_any`` is given, one of those), so removing a rule family fails every
+case it detects. Benign look-alikes (business text in eight languages among them) must be
+ALLOWed unchanged; legitimate template syntax must only be escaped. Rates per class are
+printed by ``bench/bench_guard.py``, not asserted here.
 """
 
 from __future__ import annotations
@@ -25,6 +28,10 @@ ATTACK_CATEGORIES = frozenset({
     "obfuscation_homoglyph", "obfuscation_unicode_tags", "obfuscation_split_tokens",
     "exfiltration_markdown_image", "exfiltration_tool_args", "system_prompt_extraction",
     "approval_forgery", "excessive_agency",
+    # wider classes (issue 8): other languages, lookalike alphabets, re-encoded payloads,
+    # tool calls smuggled as XML/JSON, social approval claims, polite requests for the rules
+    "multilingual_override", "obfuscation_lookalike_alphabets", "obfuscation_encoded",
+    "smuggled_tool_call", "social_approval_claim", "polite_extraction",
 })
 MAX_FALSE_POSITIVE_RATE = 0.05
 
@@ -53,21 +60,28 @@ def test_corpus_is_well_formed_and_large_enough() -> None:
     assert {c["expected"] for c in CASES} == {"detected", "allow", "neutralise"}
     for case in CASES:
         UntrustedSource(case["source"])
+        if case["expected"] == "detected":
+            assert case["action"] in {"block", "neutralise"} and case["fires"], case["id"]
+            assert set(case["fires"]) <= RULES, case["id"]
         assert set(case.get("rules_any", [])) <= RULES, case["id"]
         assert set(case.get("rules_exact", [])) <= RULES, case["id"]
     per_category = Counter(c["category"] for c in ATTACKS)
     assert set(per_category) == ATTACK_CATEGORIES
     assert min(per_category.values()) >= 10
-    assert len(ATTACKS) >= 150
-    assert len(BENIGN) >= 50
+    assert len(ATTACKS) >= 200
+    assert len(BENIGN) >= 90
+    assert sum(1 for c in BENIGN if c["category"] == "benign_multilingual") >= 20
 
 
 @pytest.mark.parametrize("case", ATTACKS, ids=[c["id"] for c in ATTACKS])
 def test_every_attack_is_detected(case: dict[str, Any]) -> None:
     verdict = inspect_untrusted(case["text"], source=UntrustedSource(case["source"]))
 
+    assert verdict.action is GuardAction(case["action"])
     assert verdict.action in (GuardAction.BLOCK, GuardAction.NEUTRALISE)
     assert verdict.findings, "an attack must leave at least one finding"
+    missing = set(case["fires"]) - set(verdict.rules)
+    assert not missing, f"rules pinned for this case did not fire: {sorted(missing)}"
     if "rules_any" in case:
         assert set(verdict.rules) & set(case["rules_any"]), (
             f"expected one of {case['rules_any']}, got {list(verdict.rules)}"
