@@ -29,7 +29,7 @@ from sqlalchemy import select
 
 from harness import __version__
 from harness.accounts import create_tenant, issue_key
-from harness.api.request_signing import signature_headers
+from harness.api.request_signing import key_id_of_token, signature_headers
 from harness.app import create_app
 from harness.audit import load_entries
 from harness.canonical import dumps_canonical, sha256_hex
@@ -190,7 +190,9 @@ def _seed_tenants(rt: Runtime, scenario: Scenario) -> dict[str, str]:
     for tenant in scenario.tenants:
         create_tenant(rt, tenant_id=tenant.id, name=tenant.name or tenant.id, routing=tenant.routing)
         for key_name, roles in tenant.keys.items():
-            tokens[key_name] = issue_key(rt, tenant_id=tenant.id, name=key_name, roles=roles).token
+            tokens[key_name] = issue_key(
+                rt, tenant_id=tenant.id, name=key_name, roles=roles, principal=tenant.principals.get(key_name)
+            ).token
         root = rt.settings.tenant_files_dir / tenant.id
         for rel, text in sorted(tenant.files.items()):
             (root / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -242,6 +244,12 @@ def _perform(
         response_body = response.text
     if step.save and response.status_code == 202:
         saved[step.save] = response_body["run_id"]
+    pending = response_body.get("pending_approval") if isinstance(response_body, dict) else None
+    if step.op == "status" and step.run and pending:  # what an approver saw: approve names it
+        saved[f"{step.run}:approval_id"], saved[f"{step.run}:args_sha256"] = (
+            pending["id"],
+            pending["args_sha256"],
+        )
     kept = {
         k: v
         for k, v in response.headers.items()
@@ -287,6 +295,7 @@ def _build_request(
                 content,
                 timestamp=int(datetime.now(UTC).timestamp()),
                 nonce=f"scenario-step-{index:04d}",
+                key_id=key_id_of_token(tokens[step.as_]) if step.as_ is not None else "",
             )
         )
     return _Sent(method, path, content, headers, shown)
@@ -296,7 +305,13 @@ def _request_for(step: StepSpec, run_id: str | None, saved: dict[str, str]) -> t
     if step.op == "run":
         return "POST", "/api/harness/run", step.body
     if step.op in {"approve", "reject"}:
-        body = step.body or {"run_id": run_id, "decision": step.op, "reason": step.reason}
+        shown = {f: saved.get(f"{step.run}:{f}") for f in ("approval_id", "args_sha256")}
+        if step.body is None and None in shown.values():
+            raise ScenarioError(
+                f"{step.op} of run {step.run!r} names the pending action an earlier status step showed;"
+                f" add {{op: status, as: <approver>, run: {step.run}, expect: 200}} before it"
+            )
+        body = step.body or {"run_id": run_id, "decision": step.op, "reason": step.reason, **shown}
         return "POST", "/api/harness/approve", body
     if step.op == "status":
         return "GET", f"/api/harness/runs/{run_id}", None
@@ -364,6 +379,7 @@ def _build_trace(
                     "to": t.to_status,
                     "reason": t.reason,
                     "at": t.at,
+                    "actor": t.actor,
                 }
                 for t in transitions
             ],

@@ -103,7 +103,13 @@ def submit_run(
     payload = body.model_dump(mode="json")
     key = idempotency.validate_key(idempotency_key) if idempotency_key is not None else None
     if key is not None:
-        stored = idempotency.claim(rt, tenant_id=caller.tenant_id, key=key, request_digest=digest(payload))
+        stored = idempotency.claim(
+            rt,
+            tenant_id=caller.tenant_id,
+            principal=caller.identity,
+            key=key,
+            request_digest=digest(payload),
+        )
         if stored is not None:
             return JSONResponse(
                 stored.body, status_code=stored.status, headers={"Idempotent-Replayed": "true"}
@@ -119,21 +125,38 @@ def submit_run(
                 links={"self": f"/api/harness/runs/{run.id}"},
             ).model_dump(mode="json")
             if key is not None:
-                idempotency.complete(session, tenant_id=caller.tenant_id, key=key, status=202, body=accepted)
+                idempotency.complete(
+                    session,
+                    tenant_id=caller.tenant_id,
+                    principal=caller.identity,
+                    key=key,
+                    status=202,
+                    body=accepted,
+                )
     except Exception:
         # Any failure, not only ours: a claim left in_flight would answer 409 until the TTL.
         if key is not None:
             with contextlib.suppress(SQLAlchemyError):
-                idempotency.release(rt, tenant_id=caller.tenant_id, key=key)
+                idempotency.release(rt, tenant_id=caller.tenant_id, principal=caller.identity, key=key)
         raise
     return JSONResponse(accepted, status_code=202, headers={"Location": accepted["links"]["self"]})
 
 
-@router.post("/approve", response_model=dict[str, Any])
+@router.post(
+    "/approve",
+    response_model=dict[str, Any],
+    responses={409: {"description": "The run is not awaiting approval, or waits on another action"}},
+)
 def approve(body: ApproveRequest, request: Request, caller: Caller) -> dict[str, Any]:
-    """Apply the human gate to a run that is AWAITING_APPROVAL."""
+    """Apply the human gate to the action pending now (named by approval_id + args_sha256)."""
     return service.decide(
-        runtime(request), caller, run_id=body.run_id, decision=body.decision, reason=body.reason
+        runtime(request),
+        caller,
+        run_id=body.run_id,
+        decision=body.decision,
+        reason=body.reason,
+        approval_id=body.approval_id,
+        args_sha256=body.args_sha256,
     )
 
 

@@ -40,7 +40,7 @@ def w(make_runtime: Any, database_url: str) -> Iterator[World]:
 def _approved_run(w: World) -> str:
     run_id = w.post("run", "alice", {"task": "Write the quarterly report from sales.csv"}).json()["run_id"]
     w.drain()
-    decided = w.post("approve", "bob", {"run_id": run_id, "decision": "approve", "reason": "ok"})
+    decided = w.post("approve", "bob", w.decision(run_id, "approve", "ok"))
     assert decided.status_code == 200, decided.text
     return run_id
 

@@ -48,7 +48,7 @@ def _submit(w: World, headers: dict[str, str], run_id: str) -> Any:
 
 
 def _approve(w: World, headers: dict[str, str], run_id: str) -> Any:
-    body = {"run_id": run_id, "decision": "approve", "reason": "looks fine"}
+    body = w.decision(run_id, "approve", "looks fine")
     return w.client.post("/api/harness/approve", json=body, headers=headers)
 
 

@@ -148,7 +148,15 @@ def test_the_gate_refuses_a_decision_on_a_terminal_run(w: World, f: Factories) -
         audited = _count(w, AuditEntry)
         for decision in ("approve", "reject"):
             with pytest.raises(IllegalTransition):
-                decide(w.rt, bob, run_id=run.id, decision=decision, reason="too late")
+                decide(
+                    w.rt,
+                    bob,
+                    run_id=run.id,
+                    decision=decision,
+                    reason="too late",
+                    approval_id=approval.id,
+                    args_sha256=approval.args_sha256,
+                )
         with unit_of_work(w.rt.sessions) as s:
             assert s.get_one(Run, run.id).status == status
             assert s.get_one(Approval, approval.id).status == "pending"

@@ -132,7 +132,7 @@ def finished_run(w: World, *, submitter: str, approver: str, task: str = QUARTER
     run_id = submitted.json()["run_id"]
     w.drain()
     assert run_status(w, run_id) == "AWAITING_APPROVAL"
-    decided = w.post("approve", approver, {"run_id": run_id, "decision": "approve", "reason": "ok"})
+    decided = w.post("approve", approver, w.decision(run_id, "approve", "ok"))
     assert decided.status_code == 200, decided.text
     w.drain()
     view = w.get(f"runs/{run_id}", submitter).json()
