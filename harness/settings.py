@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     max_steps: int = 8
     token_budget: int = 12000
     max_tool_result_chars: int = 4000
+    # write_artifact content above this is refused before a human is asked (and never stored).
+    max_artifact_bytes: int = Field(default=64 * 1024, gt=0)
     retrieval_top_k: int = 3
 
     retry_max_attempts: int = 3
