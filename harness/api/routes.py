@@ -8,7 +8,9 @@ defence (401) in :func:`signed_principal`; idempotency and the services come aft
 from __future__ import annotations
 
 import contextlib
+import re
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
@@ -16,6 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from harness.accounts import Principal, authenticate
 from harness.api import idempotency, request_signing
+from harness.api.auth_failures import client_address
 from harness.api.schemas import ApproveRequest, RunAccepted, RunRequest, RunView
 from harness.canonical import digest
 from harness.database.connect import unit_of_work
@@ -36,11 +39,14 @@ def principal(
     authorization: Annotated[str | None, Header()] = None,
 ) -> Principal:
     rt = runtime(request)
+    # An address that keeps failing is refused before its credentials are looked at (429).
+    request.app.state.auth_failures.check(client_address(request))
     token = None
     if authorization and authorization.startswith("Bearer "):
         token = authorization.removeprefix("Bearer ").strip()
     with unit_of_work(rt.sessions) as session:
         who = authenticate(session, token)
+    request.state.principal = who  # for the audit of a later 403
     request.app.state.rate_limits.check(key_id=who.key_id, tenant_id=who.tenant_id)
     return who
 
@@ -170,7 +176,11 @@ def get_run(run_id: str, request: Request, caller: Caller) -> dict[str, Any]:
         return service.run_view(session, run)
 
 
-@router.get("/runs/{run_id}/artifacts/{path:path}", response_class=PlainTextResponse)
+@router.get(
+    "/runs/{run_id}/artifacts/{path:path}",
+    response_class=PlainTextResponse,
+    responses={409: {"description": "The stored artifact no longer matches its recorded digest"}},
+)
 def get_artifact(run_id: str, path: str, request: Request, caller: Caller) -> PlainTextResponse:
     """The bytes of one committed artifact, after checking they still match the recorded digest."""
     rt = runtime(request)
@@ -178,4 +188,21 @@ def get_artifact(run_id: str, path: str, request: Request, caller: Caller) -> Pl
         run = service.load_run(session, caller, run_id)
         service.authorize(caller, "run:read", f"tenant/{run.tenant_id}/runs/{run.id}")
         content = service.artifact_content(session, rt, run, path)
-    return PlainTextResponse(content, media_type="text/plain; charset=utf-8")
+    return PlainTextResponse(
+        content,
+        media_type="text/plain; charset=utf-8",
+        headers={
+            # Never let a browser sniff model-written text into HTML or script, or render it inline.
+            "X-Content-Type-Options": "nosniff",
+            "Content-Disposition": content_disposition(path),
+            "Content-Security-Policy": "default-src 'none'; sandbox",
+        },
+    )
+
+
+def content_disposition(path: str) -> str:
+    """``attachment`` with the artifact's base name: an ASCII-safe ``filename`` and RFC 5987
+    ``filename*``, so no quote, semicolon, CR/LF or path in a name can break out of the header."""
+    name = path.rsplit("/", 1)[-1] or "artifact"
+    fallback = re.sub(r"[^A-Za-z0-9._-]", "_", name)[:100] or "artifact"
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"

@@ -317,7 +317,7 @@ def artifact_content(session: Session, rt: Runtime, run: Run, path: str) -> str:
     from pathlib import Path
 
     from harness.artifacts import verify_artifact
-    from harness.errors import ArtifactError
+    from harness.errors import ArtifactTampered
 
     row = session.execute(
         select(Artifact).where(Artifact.run_id == run.id, Artifact.path == path)
@@ -327,7 +327,15 @@ def artifact_content(session: Session, rt: Runtime, run: Run, path: str) -> str:
     root = (rt.settings.artifacts_dir / run.tenant_id / run.id).resolve()
     if not Path(row.storage_path).resolve().is_relative_to(root):
         # A row must never make the API serve a file outside its run's folder, digest or not.
-        raise ArtifactError(f"artifact {path!r} of run {run.id} is outside the run's artifact folder")
+        raise ArtifactTampered(
+            f"artifact {path!r} of run {run.id} is outside the run's artifact folder; it is not served"
+            " (report this: the artifact rows were altered)",
+            reason="outside-artifact-folder",
+        )
     if not verify_artifact(row):
-        raise ArtifactError(f"artifact {path!r} of run {run.id} does not match its recorded digest")
+        raise ArtifactTampered(
+            f"artifact {path!r} of run {run.id} does not match its recorded digest (altered or missing"
+            " after commit); it is not served (report this: check the artifact store)",
+            reason="digest-mismatch",
+        )
     return Path(row.storage_path).read_text(encoding="utf-8")

@@ -118,11 +118,22 @@ def send(
 
 
 def counts(w: World) -> dict[str, int]:
-    models = {"runs": Run, "jobs": Job, "audit": AuditEntry, "idempotency": IdempotencyKey, "nonces": Nonce}
+    """Side effects of a request; the audit of a refusal itself (auth.refused) is counted apart."""
+    models = {"runs": Run, "jobs": Job, "idempotency": IdempotencyKey, "nonces": Nonce}
     with unit_of_work(w.rt.sessions) as s:
-        return {
+        found = {
             name: s.execute(select(func.count()).select_from(m)).scalar_one() for name, m in models.items()
         }
+        found["audit"] = s.execute(
+            select(func.count()).select_from(AuditEntry).where(AuditEntry.action != "auth.refused")
+        ).scalar_one()
+    return found
+
+
+def refusals_audited(w: World) -> list[dict[str, Any]]:
+    with unit_of_work(w.rt.sessions) as s:
+        rows = s.execute(select(AuditEntry).where(AuditEntry.action == "auth.refused")).scalars()
+        return [dict(r.payload) for r in rows]
 
 
 def assert_refused(resp: Any, reason: str, code: str = "invalid-signature") -> dict[str, Any]:
@@ -313,6 +324,10 @@ def test_refused_request_is_401_and_changes_nothing(w: World, tamper: dict[str, 
     problem = assert_refused(send(w, extra={"Idempotency-Key": "refused-1"}, **tamper), reason)
     assert problem["instance"].startswith("/api/harness/run")
     assert counts(w) == before
+    # ...but the refusal itself is audited, with its reason and without any credential
+    (audited,) = refusals_audited(w)
+    assert (audited["status"], audited["reason"]) == (401, reason)
+    assert w.keys["alice"].token not in str(audited)
 
 
 def test_repeated_timestamp_header_is_refused(w: World) -> None:

@@ -96,7 +96,7 @@ def test_a_tampered_artifact_is_refused(w: World, f: Factories) -> None:
     assert not verify_artifact(missing)
     for row in (tampered, missing):
         resp = w.get(f"runs/{run.id}/artifacts/{row.path}", "alice")
-        body = _problem(resp, 500, "artifact-error")
+        body = _problem(resp, 409, "artifact-tampered")
         assert "does not match its recorded digest" in body["detail"]
         assert "999" not in resp.text  # the tampered bytes are never served
 
@@ -118,7 +118,7 @@ def test_an_artifact_row_pointing_outside_its_root_is_not_served(
     row = f.escaped_artifact(run, outside=tmp_path / "elsewhere" / "escape.md")
     assert verify_artifact(row)  # the digest matches: only containment can catch it
     resp = w.get(f"runs/{run.id}/artifacts/{quote(row.path, safe='')}", "alice")
-    _problem(resp, 500, "artifact-error")
+    _problem(resp, 409, "artifact-tampered")
 
 
 def test_an_oversized_task_is_refused(w: World, f: Factories) -> None:

@@ -32,13 +32,24 @@ QUARTERLY_REPORT = "# Quarterly report\n\nNorth: 120\nSouth: 80\nTotal: 200\n"
 _COUNTED = (Run, RunTransition, Step, Approval, Artifact, AuditEntry, Job, SideEffect, IdempotencyKey)
 
 
+REFUSAL_AUDIT_ACTIONS = ("auth.refused", "access.denied")
+
+
 def db_counts(w: World) -> dict[str, int]:
-    """Row counts of every table a request could write to."""
+    """Row counts of every table a request could write to; the audit entries that record a
+    refusal itself (401/403) are counted apart, under ``refusals_audited``."""
     with unit_of_work(w.rt.sessions) as session:
-        return {
+        counts = {
             model.__tablename__: session.execute(select(func.count()).select_from(model)).scalar_one()
             for model in _COUNTED
         }
+        refusals = session.execute(
+            select(func.count())
+            .select_from(AuditEntry)
+            .where(AuditEntry.action.in_(REFUSAL_AUDIT_ACTIONS))
+        ).scalar_one()
+    counts[AuditEntry.__tablename__] -= refusals
+    return counts
 
 
 def run_status(w: World, run_id: str) -> str:
