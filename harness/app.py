@@ -6,15 +6,19 @@ Main flow: ``harness.api.routes`` → ``harness.runs.service`` (create / decide 
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+import hmac
+
+from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from harness import __version__
-from harness.api import problems
+from harness.api import auth_failures, problems
+from harness.api.auth_failures import AuthFailures
 from harness.api.limits import BodySizeLimit, RateLimits
 from harness.api.request_signing import NonceStore
 from harness.api.routes import router
 from harness.database.connect import assert_migrated
+from harness.errors import NotFound, Unauthorized
 from harness.observability import render_metrics
 from harness.runtime import Runtime, build_runtime
 from harness.settings import Settings
@@ -34,16 +38,33 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         per_key=rt.settings.rate_limit_per_key, per_tenant=rt.settings.rate_limit_per_tenant
     )
     app.state.nonce_store = NonceStore()
+    app.state.auth_failures = AuthFailures(
+        per_address=rt.settings.auth_failures_per_address,
+        audit_per_address=rt.settings.auth_failure_audit_per_address,
+    )
     problems.install(app)
+    auth_failures.install(app, app.state.auth_failures)
     app.include_router(router)
-    app.add_middleware(BodySizeLimit, max_bytes=rt.settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=rt.settings.max_body_bytes,
+        read_timeout=rt.settings.body_read_timeout_seconds,
+    )
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
     @app.get("/metrics", include_in_schema=False)
-    def metrics() -> Response:
+    def metrics(request: Request) -> Response:
+        """Prometheus metrics (tenant names, run counts): only with the separate metrics token."""
+        configured = rt.settings.metrics_token
+        if configured is None:
+            raise NotFound("metrics are disabled; set HARNESS_METRICS_TOKEN to serve them")
+        sent = request.headers.get("authorization", "")
+        expected = f"Bearer {configured.get_secret_value()}"
+        if not hmac.compare_digest(sent.encode(), expected.encode()):
+            raise Unauthorized("GET /metrics needs 'Authorization: Bearer <HARNESS_METRICS_TOKEN>'")
         return Response(render_metrics(), media_type="text/plain; version=0.0.4")
 
     return app

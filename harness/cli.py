@@ -104,6 +104,9 @@ def tenants() -> None:
     """Tenants and their API keys."""
 
 
+KEY_SPEC_HELP = "PRINCIPAL[/LABEL]:ROLE[,ROLE]"
+
+
 @tenants.command("create")
 @click.argument("tenant_id")
 @click.option("--name", help="Display name (default: the id).")
@@ -111,33 +114,46 @@ def tenants() -> None:
     "--key",
     "keys",
     multiple=True,
-    metavar="NAME:ROLE[,ROLE]",
-    help="Issue a key, e.g. --key alice:submitter --key bob:approver. Repeatable.",
+    metavar=KEY_SPEC_HELP,
+    help="Issue a key to a principal (the person or service holding it), e.g. --key alice:submitter"
+    " --key bob:approver --key alice/ci:submitter. Four-eyes compares principals. Repeatable.",
 )
 @click.option(
     "--files",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="Directory copied into every run's workspace.",
+    help="Directory copied into every run's workspace (regular files and folders only; no symlinks).",
 )
 def tenants_create(tenant_id: str, name: str | None, keys: tuple[str, ...], files: Path | None) -> None:
-    """Create a tenant and print its new keys as JSON (keys are shown once)."""
-    import shutil
-
-    from harness.accounts import create_tenant, issue_key
+    """Create a tenant (and its keys and files, all or nothing); print the new keys as JSON once."""
+    from harness.accounts import create_tenant_with_keys
+    from harness.tenant_files import install_tenant_files, stage_tenant_files
 
     rt = _runtime()
     specs = [_parse_key_spec(k) for k in keys]
-    create_tenant(rt, tenant_id=tenant_id, name=name or tenant_id)
-    if files is not None:
-        shutil.copytree(files, rt.settings.tenant_files_dir / tenant_id, dirs_exist_ok=True)
-    issued = [issue_key(rt, tenant_id=tenant_id, name=n, roles=r) for n, r in specs]
+    staged = stage_tenant_files(files, rt.settings.tenant_files_dir, tenant_id) if files else None
+    try:
+        issued = create_tenant_with_keys(rt, tenant_id=tenant_id, name=name or tenant_id, keys=specs)
+        if staged is not None:
+            install_tenant_files(staged, rt.settings.tenant_files_dir / tenant_id)
+    except BaseException:
+        if staged is not None:
+            import shutil
+
+            shutil.rmtree(staged, ignore_errors=True)
+        raise
     click.echo(
         json.dumps(
             {
                 "tenant": tenant_id,
                 "keys": [
-                    {"name": n, "id": k.key_id, "roles": list(k.roles), "token": k.token}
-                    for (n, _), k in zip(specs, issued, strict=True)
+                    {
+                        "name": s.name,
+                        "principal": k.principal,
+                        "id": k.key_id,
+                        "roles": list(k.roles),
+                        "token": k.token,
+                    }
+                    for s, k in zip(specs, issued, strict=True)
                 ],
             },
             indent=2,
@@ -147,14 +163,27 @@ def tenants_create(tenant_id: str, name: str | None, keys: tuple[str, ...], file
 
 @tenants.command("add-key")
 @click.argument("tenant_id")
-@click.argument("spec", metavar="NAME:ROLE[,ROLE]")
+@click.argument("spec", metavar=KEY_SPEC_HELP)
 def tenants_add_key(tenant_id: str, spec: str) -> None:
-    """Issue one more key for a tenant."""
+    """Issue one more key to a principal, e.g. alice/laptop:approver (alice still cannot approve
+    her own runs with it)."""
     from harness.accounts import issue_key
 
-    name, roles = _parse_key_spec(spec)
-    key = issue_key(_runtime(), tenant_id=tenant_id, name=name, roles=roles)
-    click.echo(json.dumps({"name": name, "id": key.key_id, "roles": list(key.roles), "token": key.token}))
+    key = _parse_key_spec(spec)
+    issued = issue_key(
+        _runtime(), tenant_id=tenant_id, name=key.name, roles=key.roles, principal=key.principal
+    )
+    click.echo(
+        json.dumps(
+            {
+                "name": key.name,
+                "principal": issued.principal,
+                "id": issued.key_id,
+                "roles": list(issued.roles),
+                "token": issued.token,
+            }
+        )
+    )
 
 
 @tenants.command("revoke-key")
@@ -167,11 +196,21 @@ def tenants_revoke_key(key_id: str) -> None:
     click.echo(f"revoked {key_id}")
 
 
-def _parse_key_spec(spec: str) -> tuple[str, list[str]]:
-    name, sep, roles = spec.partition(":")
-    if not sep or not name or not roles:
-        raise click.BadParameter(f"{spec!r}: expected NAME:ROLE[,ROLE], e.g. alice:submitter")
-    return name, [r.strip() for r in roles.split(",") if r.strip()]
+def _parse_key_spec(spec: str) -> Any:
+    """``PRINCIPAL[/LABEL]:ROLES``: the principal is explicit; the label defaults to it."""
+    from harness.accounts import KeySpec, validate_principal
+
+    who, sep, roles = spec.partition(":")
+    principal, _, label = who.partition("/")
+    if not sep or not principal or not roles:
+        raise click.BadParameter(
+            f"{spec!r}: expected {KEY_SPEC_HELP}, e.g. alice:submitter or alice/ci:submitter"
+        )
+    return KeySpec(
+        name=label or principal,
+        principal=validate_principal(principal),
+        roles=[r.strip() for r in roles.split(",") if r.strip()],
+    )
 
 
 @main.group()

@@ -10,6 +10,8 @@
     ├── Forbidden                 authenticated but not allowed (role, four-eyes, policy)
     ├── Conflict
     │   ├── IllegalTransition     the run state machine refused a transition
+    │   ├── StaleApproval         a decision named an action that is no longer the pending one
+    │   ├── ArtifactTampered      a stored artifact no longer matches its recorded digest
     │   └── IdempotencyConflict   same key in flight / reused with another body
     ├── InvalidRequest            well-formed but semantically invalid input
     ├── PolicyViolation           a guardrail refused the action
@@ -72,6 +74,18 @@ class Conflict(HarnessError):
 
 class IllegalTransition(Conflict):
     code = "illegal-transition"
+
+
+class StaleApproval(Conflict):
+    """A decision named an approval (id, args digest) that is not the one pending now."""
+
+    code = "approval-mismatch"
+
+
+class ArtifactTampered(Conflict):
+    """A committed artifact's file no longer matches its row (digest, size or location)."""
+
+    code = "artifact-tampered"
 
 
 class IdempotencyConflict(Conflict):

@@ -61,6 +61,7 @@ class TransitionRecorded:
     from_status: str
     to_status: str
     reason: str
+    actor: str  # who made the transition: a key id, "orchestrator" or "cli"
 
 
 @dataclass(frozen=True)

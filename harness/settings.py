@@ -29,10 +29,14 @@ class Settings(BaseSettings):
     model_seed: int = 7
 
     max_body_bytes: int = 64 * 1024
+    # A request body must arrive in full within this many seconds (408 otherwise).
+    body_read_timeout_seconds: float = Field(default=10.0, gt=0)
     max_task_chars: int = 8000
     max_steps: int = 8
     token_budget: int = 12000
     max_tool_result_chars: int = 4000
+    # write_artifact content above this is refused before a human is asked (and never stored).
+    max_artifact_bytes: int = Field(default=64 * 1024, gt=0)
     retrieval_top_k: int = 3
 
     retry_max_attempts: int = 3
@@ -47,6 +51,12 @@ class Settings(BaseSettings):
 
     rate_limit_per_key: str = "120/minute"
     rate_limit_per_tenant: str = "600/minute"
+    # Refused requests (401) per client address before the address gets 429 for the window, and
+    # how many 401/403 per address and window are audited (the rest are counted in the logs).
+    auth_failures_per_address: str = "30/minute"
+    auth_failure_audit_per_address: str = "20/minute"
+    # Bearer token for GET /metrics (separate from API keys); unset: /metrics answers 404.
+    metrics_token: SecretStr | None = None
 
     idempotency_ttl_seconds: int = 24 * 3600
     signature_window_seconds: int = Field(default=300, gt=0)
@@ -70,6 +80,13 @@ class Settings(BaseSettings):
                 f"each request signing secret needs at least {MIN_SIGNING_SECRET_CHARS} characters"
             )
         return secrets
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _metrics_token_long_enough(cls, token: SecretStr | None) -> SecretStr | None:
+        if token is not None and len(token.get_secret_value()) < MIN_SIGNING_SECRET_CHARS:
+            raise ValueError(f"metrics_token needs at least {MIN_SIGNING_SECRET_CHARS} characters")
+        return token
 
     @model_validator(mode="after")
     def _signing_required_needs_a_secret(self) -> Settings:

@@ -29,7 +29,7 @@ from sqlalchemy import select
 
 from harness import __version__
 from harness.accounts import create_tenant, issue_key
-from harness.api.request_signing import signature_headers
+from harness.api.request_signing import key_id_of_token, signature_headers
 from harness.app import create_app
 from harness.audit import load_entries
 from harness.canonical import dumps_canonical, sha256_hex
@@ -191,7 +191,9 @@ def _seed_tenants(rt: Runtime, scenario: Scenario) -> dict[str, str]:
     for tenant in scenario.tenants:
         create_tenant(rt, tenant_id=tenant.id, name=tenant.name or tenant.id, routing=tenant.routing)
         for key_name, roles in tenant.keys.items():
-            tokens[key_name] = issue_key(rt, tenant_id=tenant.id, name=key_name, roles=roles).token
+            tokens[key_name] = issue_key(
+                rt, tenant_id=tenant.id, name=key_name, roles=roles, principal=tenant.principals.get(key_name)
+            ).token
         root = rt.settings.tenant_files_dir / tenant.id
         for rel, text in sorted(tenant.files.items()):
             (root / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -243,6 +245,12 @@ def _perform(
         response_body = response.text
     if step.save and response.status_code == 202:
         saved[step.save] = response_body["run_id"]
+    pending = response_body.get("pending_approval") if isinstance(response_body, dict) else None
+    if step.op == "status" and step.run and pending:  # what an approver saw: approve names it
+        saved[f"{step.run}:approval_id"], saved[f"{step.run}:args_sha256"] = (
+            pending["id"],
+            pending["args_sha256"],
+        )
     kept = {
         k: v
         for k, v in response.headers.items()
@@ -288,6 +296,7 @@ def _build_request(
                 content,
                 timestamp=int(datetime.now(UTC).timestamp()),
                 nonce=f"scenario-step-{index:04d}",
+                key_id=key_id_of_token(tokens[step.as_]) if step.as_ is not None else "",
             )
         )
     return _Sent(method, path, content, headers, shown)
@@ -297,7 +306,11 @@ def _request_for(step: StepSpec, run_id: str | None, saved: dict[str, str]) -> t
     if step.op == "run":
         return "POST", "/api/harness/run", step.body
     if step.op in {"approve", "reject"}:
-        body = step.body or {"run_id": run_id, "decision": step.op, "reason": step.reason}
+        # The pending action the last status step of this run showed (none shown: the API says 422,
+        # which a golden then pins; add a status step before the decision to name it).
+        fields = ("approval_id", "args_sha256")
+        shown = {f: saved[f"{step.run}:{f}"] for f in fields if f"{step.run}:{f}" in saved}
+        body = step.body or {"run_id": run_id, "decision": step.op, "reason": step.reason, **shown}
         return "POST", "/api/harness/approve", body
     if step.op == "status":
         return "GET", f"/api/harness/runs/{run_id}", None
@@ -365,6 +378,7 @@ def _build_trace(
                     "to": t.to_status,
                     "reason": t.reason,
                     "at": t.at,
+                    "actor": t.actor,
                 }
                 for t in transitions
             ],

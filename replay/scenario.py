@@ -53,6 +53,9 @@ class TenantSpec(_Model):
     name: str | None = None
     routing: dict[str, Any] | None = None
     keys: dict[str, list[str]] = Field(description="key name -> roles")
+    principals: dict[str, str] = Field(
+        default_factory=dict, description="key name -> the principal holding it (default: the key name)"
+    )
     files: dict[str, str] = Field(default_factory=dict, description="workspace fixture files")
     documents: list[DocumentSpec] = Field(default_factory=list)
 

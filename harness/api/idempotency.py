@@ -1,4 +1,7 @@
-"""Idempotency-Key semantics (IETF httpapi draft), scoped per tenant.
+"""Idempotency-Key semantics (IETF httpapi draft), scoped per principal (tenant + person/service).
+
+A key belongs to whoever sent it: another principal of the same tenant reusing the same key
+string gets its own claim, never the first principal's stored response (or run id).
 
 Claim the key in its own short transaction (``in_flight``); do the work; store the response.
 Same key + same canonical body → the stored response, marked ``Idempotent-Replayed: true``.
@@ -60,7 +63,9 @@ class PruneSchedule:
 PRUNING = PruneSchedule()
 
 
-def claim(rt: Runtime, *, tenant_id: str, key: str, request_digest: str) -> StoredResponse | None:
+def claim(
+    rt: Runtime, *, tenant_id: str, principal: str, key: str, request_digest: str
+) -> StoredResponse | None:
     """Claim ``key`` for this request, or return the stored response of an identical earlier one."""
     if PRUNING.due():
         _prune_quietly(rt)
@@ -72,15 +77,17 @@ def claim(rt: Runtime, *, tenant_id: str, key: str, request_digest: str) -> Stor
             session.execute(
                 delete(IdempotencyKey).where(
                     IdempotencyKey.tenant_id == tenant_id,
+                    IdempotencyKey.principal == principal,
                     IdempotencyKey.key == key,
                     IdempotencyKey.expires_at <= iso(now),
                 )
             )
-            existing = session.get(IdempotencyKey, (tenant_id, key))
+            existing = session.get(IdempotencyKey, (tenant_id, principal, key))
             if existing is None:
                 session.add(
                     IdempotencyKey(
                         tenant_id=tenant_id,
+                        principal=principal,
                         key=key,
                         request_digest=request_digest,
                         state="in_flight",
@@ -94,7 +101,7 @@ def claim(rt: Runtime, *, tenant_id: str, key: str, request_digest: str) -> Stor
     except IntegrityError:
         # Lost the insert race (PostgreSQL): the winner's row is committed now; judge against it.
         with unit_of_work(rt.sessions) as session:
-            existing = session.get(IdempotencyKey, (tenant_id, key))
+            existing = session.get(IdempotencyKey, (tenant_id, principal, key))
             if existing is None:
                 raise IdempotencyConflict(
                     "a request with this Idempotency-Key is in flight; retry later"
@@ -112,20 +119,23 @@ def _resolve(existing: IdempotencyKey, request_digest: str) -> StoredResponse:
     return StoredResponse(existing.response_status, dict(existing.response_body or {}))
 
 
-def complete(session: Session, *, tenant_id: str, key: str, status: int, body: dict[str, Any]) -> None:
+def complete(
+    session: Session, *, tenant_id: str, principal: str, key: str, status: int, body: dict[str, Any]
+) -> None:
     """Store the response in the caller's unit of work (the one that created the run)."""
-    row = session.get_one(IdempotencyKey, (tenant_id, key))
+    row = session.get_one(IdempotencyKey, (tenant_id, principal, key))
     row.state = "completed"
     row.response_status = status
     row.response_body = body
 
 
-def release(rt: Runtime, *, tenant_id: str, key: str) -> None:
+def release(rt: Runtime, *, tenant_id: str, principal: str, key: str) -> None:
     """Forget a claim whose request failed, so the failure is not replayed."""
     with unit_of_work(rt.sessions) as session:
         session.execute(
             delete(IdempotencyKey).where(
                 IdempotencyKey.tenant_id == tenant_id,
+                IdempotencyKey.principal == principal,
                 IdempotencyKey.key == key,
                 IdempotencyKey.state == "in_flight",
             )

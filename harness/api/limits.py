@@ -1,7 +1,9 @@
-"""Request guards in front of the routes: body-size cap (413) and rate limits (429 + Retry-After)."""
+"""Request guards in front of the routes: body-size cap (413), body read timeout (408) and rate
+limits (429 + Retry-After)."""
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 
@@ -39,11 +41,14 @@ class RateLimits:
 
 
 class BodySizeLimit:
-    """Pure ASGI middleware: refuse bodies over ``max_bytes`` before they are parsed (413)."""
+    """Pure ASGI middleware: refuse bodies over ``max_bytes`` before they are parsed (413), and
+    bodies that do not arrive in full within ``read_timeout`` seconds (408: a stalled or
+    trickled upload must not hold a worker thread)."""
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, *, max_bytes: int, read_timeout: float = 10.0) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.read_timeout = read_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -53,11 +58,17 @@ class BodySizeLimit:
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             await self._refuse(scope, receive, send)
             return
-        # No (or an unreadable) Content-Length: buffer up to the cap, then replay to the app.
+        # Buffer the whole (capped) body under one deadline, then replay it to the app.
         buffered: list[Message] = []
         received = 0
+        deadline = asyncio.get_running_loop().time() + self.read_timeout
         while True:
-            message = await receive()
+            remaining = deadline - asyncio.get_running_loop().time()
+            try:
+                message = await asyncio.wait_for(receive(), timeout=max(remaining, 0.0))
+            except TimeoutError:
+                await self._timed_out(scope, receive, send)
+                return
             buffered.append(message)
             if message["type"] != "http.request":
                 break
@@ -80,5 +91,16 @@ class BodySizeLimit:
             "Payload too large",
             f"request body exceeds {self.max_bytes} bytes",
             instance=scope.get("path"),
+        )
+        await response(scope, receive, send)
+
+    async def _timed_out(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = problem(
+            408,
+            "request-timeout",
+            "Request timeout",
+            f"the request body did not arrive within {self.read_timeout:g}s; send it in one go and retry",
+            instance=scope.get("path"),
+            headers={"Connection": "close"},
         )
         await response(scope, receive, send)

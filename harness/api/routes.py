@@ -8,7 +8,9 @@ defence (401) in :func:`signed_principal`; idempotency and the services come aft
 from __future__ import annotations
 
 import contextlib
+import re
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
@@ -16,6 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from harness.accounts import Principal, authenticate
 from harness.api import idempotency, ingress, request_signing
+from harness.api.auth_failures import client_address
 from harness.api.schemas import ApproveRequest, RunAccepted, RunRequest, RunView
 from harness.canonical import digest
 from harness.database.connect import unit_of_work
@@ -34,11 +37,14 @@ def principal(
     authorization: Annotated[str | None, Header()] = None,
 ) -> Principal:
     rt = runtime(request)
+    # An address that keeps failing is refused before its credentials are looked at (429).
+    request.app.state.auth_failures.check(client_address(request))
     token = None
     if authorization and authorization.startswith("Bearer "):
         token = authorization.removeprefix("Bearer ").strip()
     with unit_of_work(rt.sessions) as session:
         who = authenticate(session, token)
+    request.state.principal = who  # for the audit of a later 403
     request.app.state.rate_limits.check(key_id=who.key_id, tenant_id=who.tenant_id)
     return who
 
@@ -103,7 +109,13 @@ def submit_run(
     payload = body.model_dump(mode="json")
     key = idempotency.validate_key(idempotency_key) if idempotency_key is not None else None
     if key is not None:
-        stored = idempotency.claim(rt, tenant_id=caller.tenant_id, key=key, request_digest=digest(payload))
+        stored = idempotency.claim(
+            rt,
+            tenant_id=caller.tenant_id,
+            principal=caller.identity,
+            key=key,
+            request_digest=digest(payload),
+        )
         if stored is not None:
             return JSONResponse(
                 stored.body, status_code=stored.status, headers={"Idempotent-Replayed": "true"}
@@ -119,21 +131,38 @@ def submit_run(
                 links={"self": f"/api/harness/runs/{run.id}"},
             ).model_dump(mode="json")
             if key is not None:
-                idempotency.complete(session, tenant_id=caller.tenant_id, key=key, status=202, body=accepted)
+                idempotency.complete(
+                    session,
+                    tenant_id=caller.tenant_id,
+                    principal=caller.identity,
+                    key=key,
+                    status=202,
+                    body=accepted,
+                )
     except Exception:
         # Any failure, not only ours: a claim left in_flight would answer 409 until the TTL.
         if key is not None:
             with contextlib.suppress(SQLAlchemyError):
-                idempotency.release(rt, tenant_id=caller.tenant_id, key=key)
+                idempotency.release(rt, tenant_id=caller.tenant_id, principal=caller.identity, key=key)
         raise
     return JSONResponse(accepted, status_code=202, headers={"Location": accepted["links"]["self"]})
 
 
-@router.post("/approve", response_model=dict[str, Any])
+@router.post(
+    "/approve",
+    response_model=dict[str, Any],
+    responses={409: {"description": "The run is not awaiting approval, or waits on another action"}},
+)
 def approve(body: ApproveRequest, request: Request, caller: Caller) -> dict[str, Any]:
-    """Apply the human gate to a run that is AWAITING_APPROVAL."""
+    """Apply the human gate to the action pending now (named by approval_id + args_sha256)."""
     return service.decide(
-        runtime(request), caller, run_id=body.run_id, decision=body.decision, reason=body.reason
+        runtime(request),
+        caller,
+        run_id=body.run_id,
+        decision=body.decision,
+        reason=body.reason,
+        approval_id=body.approval_id,
+        args_sha256=body.args_sha256,
     )
 
 
@@ -147,7 +176,11 @@ def get_run(run_id: str, request: Request, caller: Caller) -> dict[str, Any]:
         return service.run_view(session, run)
 
 
-@router.get("/runs/{run_id}/artifacts/{path:path}", response_class=PlainTextResponse)
+@router.get(
+    "/runs/{run_id}/artifacts/{path:path}",
+    response_class=PlainTextResponse,
+    responses={409: {"description": "The stored artifact no longer matches its recorded digest"}},
+)
 def get_artifact(run_id: str, path: str, request: Request, caller: Caller) -> PlainTextResponse:
     """The bytes of one committed artifact, after checking they still match the recorded digest."""
     rt = runtime(request)
@@ -155,4 +188,21 @@ def get_artifact(run_id: str, path: str, request: Request, caller: Caller) -> Pl
         run = service.load_run(session, caller, run_id)
         service.authorize(caller, "run:read", f"tenant/{run.tenant_id}/runs/{run.id}")
         content = service.artifact_content(session, rt, run, path)
-    return PlainTextResponse(content, media_type="text/plain; charset=utf-8")
+    return PlainTextResponse(
+        content,
+        media_type="text/plain; charset=utf-8",
+        headers={
+            # Never let a browser sniff model-written text into HTML or script, or render it inline.
+            "X-Content-Type-Options": "nosniff",
+            "Content-Disposition": content_disposition(path),
+            "Content-Security-Policy": "default-src 'none'; sandbox",
+        },
+    )
+
+
+def content_disposition(path: str) -> str:
+    """``attachment`` with the artifact's base name: an ASCII-safe ``filename`` and RFC 5987
+    ``filename*``, so no quote, semicolon, CR/LF or path in a name can break out of the header."""
+    name = path.rsplit("/", 1)[-1] or "artifact"
+    fallback = re.sub(r"[^A-Za-z0-9._-]", "_", name)[:100] or "artifact"
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"

@@ -50,6 +50,16 @@ class ApproveRequest(RequestBody):
     run_id: StrictStr = Field(min_length=1, max_length=64)
     decision: Literal["approve", "reject"]
     reason: StrictStr = Field(min_length=1, max_length=2000)
+    approval_id: StrictStr = Field(
+        min_length=1,
+        max_length=64,
+        description="The pending approval's `id`, as shown in `pending_approval` of GET /runs/{run_id}",
+    )
+    args_sha256: StrictStr = Field(
+        pattern=r"^[0-9a-f]{64}$",
+        description="The pending approval's `args_sha256` as shown: the digest of the exact arguments"
+        " decided on. A decision naming anything but the action pending now is refused with 409.",
+    )
 
 
 class RunView(BaseModel):

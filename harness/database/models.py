@@ -30,10 +30,13 @@ class Tenant(Base):
 
 class ApiKey(Base):
     __tablename__ = "api_keys"
+    __table_args__ = (Index("ix_api_keys_tenant_principal", "tenant_id", "principal"),)
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
     name: Mapped[str] = mapped_column(String(200))
+    # The person or service identity holding the key; four-eyes compares these, not key ids.
+    principal: Mapped[str] = mapped_column(String(200))
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)  # sha256 of the full key
     roles: Mapped[list[Any]] = mapped_column(JSON)
     signing_secret_hash: Mapped[str | None] = mapped_column(String(128), nullable=True)
@@ -69,6 +72,7 @@ class RunTransition(Base):
     to_status: Mapped[str] = mapped_column(String(32))
     reason: Mapped[str] = mapped_column(Text)
     at: Mapped[str] = mapped_column(TS)
+    actor: Mapped[str] = mapped_column(String(100))  # a key id, "orchestrator" or "cli"
 
 
 class Step(Base):
@@ -188,6 +192,7 @@ class IdempotencyKey(Base):
     __tablename__ = "idempotency_keys"
 
     tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    principal: Mapped[str] = mapped_column(String(200), primary_key=True)
     key: Mapped[str] = mapped_column(String(255), primary_key=True)
     request_digest: Mapped[str] = mapped_column(String(64))
     state: Mapped[str] = mapped_column(String(16))  # in_flight | completed
@@ -200,7 +205,8 @@ class IdempotencyKey(Base):
 class Nonce(Base):
     __tablename__ = "nonces"
 
-    key_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # The fingerprint of the signing secret that vouched for the request: single use per secret.
+    scope: Mapped[str] = mapped_column(String(64), primary_key=True)
     nonce: Mapped[str] = mapped_column(String(128), primary_key=True)
     seen_at: Mapped[str] = mapped_column(TS, index=True)
 

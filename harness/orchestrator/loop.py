@@ -42,6 +42,7 @@ from harness.runtime import Runtime
 from harness.secret_shape import redact_tool_call
 from harness.tools.registry import TOOLS, check_args, run_read_only
 from harness.tools.sandbox import Workspace
+from harness.tools.writes import audited_args, check_write
 
 log = get_logger(__name__)
 ACTOR = "orchestrator"
@@ -103,7 +104,7 @@ def _conversation(
         if step.kind == "model_call":
             msg: dict[str, Any] = {"role": "assistant", "content": step.output.get("content")}
             if step.output.get("tool_calls"):
-                msg["tool_calls"] = step.output["tool_calls"]
+                msg["tool_calls"] = [_wire_call(c) for c in step.output["tool_calls"]]
             messages.append(msg)
         else:
             messages.append(
@@ -114,6 +115,42 @@ def _conversation(
                 }
             )
     return messages, [v.to_trace() for v in opening.verdicts]
+
+
+def _wire_call(call: dict[str, Any]) -> dict[str, Any]:
+    """A stored tool call as the provider sees it again: our id, never our bookkeeping fields."""
+    return {"id": call["id"], "type": call.get("type", "function"), "function": call["function"]}
+
+
+def _tracked_calls(
+    session: Session, rt: Runtime, run_id: str, answer: ChatResponse
+) -> list[dict[str, Any]]:
+    """Give every tool call our own id (seeded ids seam); a model id seen before in this run is a
+    duplicate, kept (so it is refused and audited) but never mistaken for the earlier call."""
+    seen: set[str] = set()
+    for output in session.execute(
+        select(Step.output).where(Step.run_id == run_id, Step.kind == "model_call")
+    ).scalars():
+        seen.update(str(c.get("model_id", c.get("id"))) for c in output.get("tool_calls") or [])
+    tracked = []
+    for call in answer.tool_calls:
+        entry = {**call.to_message(), "id": rt.ids.new("call"), "model_id": call.id}
+        if call.id in seen:
+            entry["duplicate_model_id"] = True
+        seen.add(call.id)
+        tracked.append(entry)
+    return tracked
+
+
+def _stored_call(session: Session, run_id: str, call_id: str) -> dict[str, Any]:
+    """The tool call as persisted (with our bookkeeping fields), by our id."""
+    for output in session.execute(
+        select(Step.output).where(Step.run_id == run_id, Step.kind == "model_call")
+    ).scalars():
+        for stored in output.get("tool_calls") or []:
+            if stored.get("id") == call_id:
+                return dict(stored)
+    return {}
 
 
 def _pending_tool_calls(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -178,9 +215,9 @@ def _loop(rt: Runtime, run_id: str) -> RunStatus:
             output = redact_data(
                 {
                     "content": answer.content,
-                    # a bare secret as an argument value is redacted before it is stored and
-                    # echoed back to the provider in the next prompt
-                    "tool_calls": [redact_tool_call(c.to_message()) for c in answer.tool_calls],
+                    # our own ids; a bare secret as an argument value is redacted before it is
+                    # stored and echoed back to the provider in the next prompt
+                    "tool_calls": [redact_tool_call(c) for c in _tracked_calls(session, rt, run_id, answer)],
                     "finish_reason": answer.finish_reason,
                     "provider": provider,
                 }
@@ -284,7 +321,12 @@ def _call_model(
 
 
 def _run_tools(session: Session, rt: Runtime, run: Run, call: dict[str, Any]) -> RunStatus | None:
-    """Execute (or gate) one pending tool call; returns a status when the loop must stop."""
+    """Execute (or gate) one pending tool call; returns a status when the loop must stop.
+
+    Every refusal (unknown or ungranted tool, duplicate call id, bad arguments, a path the sandbox
+    refuses, an oversized or conflicting write) is one ``tool.refused`` audit entry of one shape,
+    and a ``refused`` step the model is told about; nothing is ever silently dropped.
+    """
     name = call["function"]["name"]
     raw_args = call["function"].get("arguments") or "{}"
     try:
@@ -293,20 +335,33 @@ def _run_tools(session: Session, rt: Runtime, run: Run, call: dict[str, Any]) ->
         args = raw_args
     spec = TOOLS.get(name)
     outcome, result = "ok", ""
+    tracked = _stored_call(session, run.id, call["id"])
     try:
-        if spec is None or name not in run.tools:
-            outcome, result = "refused", f"tool {name!r} is not available to this run"
-        else:
+        if tracked.get("duplicate_model_id"):
+            raise PolicyViolation(
+                f"tool call id {tracked.get('model_id')!r} was already used in this run;"
+                " each call needs a new id",
+                reason="duplicate-call-id",
+            )
+        if spec is None:
+            raise PolicyViolation(
+                f"tool {name!r} is not available to this run (no such tool)", reason="unknown-tool"
+            )
+        if name not in run.tools:
+            raise PolicyViolation(f"tool {name!r} is not available to this run", reason="tool-not-granted")
+        try:
             args = check_args(spec, args)
-            if spec.requires_approval:
-                gated = _gated_side_effect(session, rt, run, tool_call_id=call["id"], name=name, args=args)
-                if gated is None:
-                    return RunStatus.AWAITING_APPROVAL
-                result = gated
-            else:
-                result = run_read_only(
-                    workspace_for(rt, run), name, args, max_chars=rt.settings.max_tool_result_chars
-                )
+        except InvalidRequest as exc:
+            raise PolicyViolation(exc.message, reason="bad-arguments") from exc
+        if spec.requires_approval:
+            gated = _gated_side_effect(session, rt, run, tool_call_id=call["id"], name=name, args=args)
+            if gated is None:
+                return RunStatus.AWAITING_APPROVAL
+            result = gated
+        else:
+            result = run_read_only(
+                workspace_for(rt, run), name, args, max_chars=rt.settings.max_tool_result_chars
+            )
     except PolicyViolation as exc:
         outcome, result = "refused", f"refused: {exc.message}"
         append_audit(
@@ -318,11 +373,12 @@ def _run_tools(session: Session, rt: Runtime, run: Run, call: dict[str, Any]) ->
             target=f"run/{run.id}",
             payload={
                 "tool": name,
-                "args": args if isinstance(args, dict) else {"raw": str(args)},
+                "call": call["id"],
+                "args": audited_args(args),
                 "reason": exc.details.get("reason", exc.code),
             },
         )
-    except (InvalidRequest, NotFound) as exc:  # a bad argument or a missing file: tell the model
+    except (InvalidRequest, NotFound) as exc:  # a missing file or a directory: tell the model
         outcome, result = "error", f"error: {exc.message}"
     content, verdict = prompts.guard_tool_result(redact(result))
     safe_args = redact_data(args if isinstance(args, dict) else {"raw": str(args)})
@@ -356,6 +412,9 @@ def _gated_side_effect(
     session: Session, rt: Runtime, run: Run, *, tool_call_id: str, name: str, args: dict[str, Any]
 ) -> str | None:
     """Run an approved side effect exactly once; without approval, open the gate and return None."""
+    already = check_write(session, run_id=run.id, args=args, max_bytes=rt.settings.max_artifact_bytes)
+    if already is not None:
+        return already
     args_digest = digest({"tool": name, "args": args})
     approval = session.execute(
         select(Approval).where(Approval.run_id == run.id, Approval.args_sha256 == args_digest)

@@ -6,19 +6,27 @@ commit together or not at all.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from harness.accounts import Principal
+from harness.accounts import Principal, principal_of_key
 from harness.audit import append_audit
 from harness.canonical import digest
 from harness.clock import iso
 from harness.database.connect import unit_of_work
 from harness.database.models import Approval, Artifact, Run, RunTransition, Step, Tenant
-from harness.errors import Forbidden, IllegalTransition, InjectionBlocked, InvalidRequest, NotFound
+from harness.errors import (
+    Forbidden,
+    IllegalTransition,
+    InjectionBlocked,
+    InvalidRequest,
+    NotFound,
+    StaleApproval,
+)
 from harness.events import TransitionRecorded
 from harness.jobs.queue import JobKind, enqueue
 from harness.observability import RUN_TRANSITIONS, RUNS_CREATED
@@ -29,6 +37,9 @@ from harness.runs.state import RunStatus, check_transition
 from harness.runtime import Runtime
 
 POLICY = PolicyEngine(DEFAULT_RULES)
+# The pending action's arguments as shown to an approver (canonical JSON), capped so a large
+# write cannot bloat every status read; the digest still covers the exact full arguments.
+PREVIEW_CHARS = 2000
 
 
 @dataclass(frozen=True)
@@ -67,7 +78,9 @@ def transition(
     ).scalar_one()
     now = iso(rt.clock.now())
     session.add(
-        RunTransition(run_id=run.id, seq=seq, from_status=current, to_status=target, reason=reason, at=now)
+        RunTransition(
+            run_id=run.id, seq=seq, from_status=current, to_status=target, reason=reason, at=now, actor=actor
+        )
     )
     run.status = target
     run.updated_at = now
@@ -83,7 +96,9 @@ def transition(
     )
     RUN_TRANSITIONS.labels(from_status=current, to_status=target).inc()
     rt.sink.emit(
-        TransitionRecorded(run_id=run.id, seq=seq, from_status=current, to_status=target, reason=reason)
+        TransitionRecorded(
+            run_id=run.id, seq=seq, from_status=current, to_status=target, reason=reason, actor=actor
+        )
     )
 
 
@@ -146,12 +161,26 @@ def load_run(session: Session, principal: Principal, run_id: str, *, for_update:
     return run
 
 
-def decide(rt: Runtime, principal: Principal, *, run_id: str, decision: str, reason: str) -> dict[str, Any]:
-    """The human gate: approve resumes the run through the queue; reject ends it REJECTED."""
+def decide(
+    rt: Runtime,
+    principal: Principal,
+    *,
+    run_id: str,
+    decision: str,
+    reason: str,
+    approval_id: str,
+    args_sha256: str,
+) -> dict[str, Any]:
+    """The human gate: approve resumes the run through the queue; reject ends it REJECTED.
+
+    The decision names what it decides (``approval_id`` + ``args_sha256`` as shown by
+    ``GET /runs/{id}``); when the run now waits on another action, it is refused (409).
+    """
     with unit_of_work(rt.sessions) as session:
         run = load_run(session, principal, run_id, for_update=True)
         authorize(principal, "approval:decide", f"tenant/{run.tenant_id}/runs/{run.id}")
-        if run.submitted_by == principal.key_id:
+        # Four-eyes is about people: a second key of the submitter is still the submitter.
+        if principal_of_key(session, run.submitted_by) == principal_of_key(session, principal.key_id):
             raise Forbidden("four-eyes rule: the submitter of a run cannot decide its approval")
         if run.status != RunStatus.AWAITING_APPROVAL:
             raise IllegalTransition(
@@ -161,6 +190,14 @@ def decide(rt: Runtime, principal: Principal, *, run_id: str, decision: str, rea
         approval = session.execute(
             select(Approval).where(Approval.run_id == run.id, Approval.status == "pending")
         ).scalar_one()
+        if approval.id != approval_id or approval.args_sha256 != args_sha256:
+            what = "approval id" if approval.id != approval_id else "args_sha256"
+            raise StaleApproval(
+                f"run {run.id} now waits on approval {approval.id} ({approval.action}, args_sha256"
+                f" {approval.args_sha256}), not on what this decision names (its {what} differs);"
+                f" reload GET /api/harness/runs/{run.id}, review the pending action, and decide again",
+                reason="approval-id-mismatch" if what == "approval id" else "args-digest-mismatch",
+            )
         approval.status = "approved" if decision == "approve" else "rejected"
         approval.decided_by = principal.key_id
         approval.decided_at = iso(rt.clock.now())
@@ -177,6 +214,7 @@ def decide(rt: Runtime, principal: Principal, *, run_id: str, decision: str, rea
                 "decision": approval.status,
                 "reason": reason,
                 "args_sha256": approval.args_sha256,
+                "principal": principal_of_key(session, principal.key_id),
             },
         )
         if decision == "approve":
@@ -239,13 +277,22 @@ def run_view(session: Session, run: Run) -> dict[str, Any]:
         "created_at": run.created_at,
         "updated_at": run.updated_at,
         "transitions": [
-            {"seq": t.seq, "from": t.from_status, "to": t.to_status, "reason": t.reason, "at": t.at}
+            {
+                "seq": t.seq,
+                "from": t.from_status,
+                "to": t.to_status,
+                "reason": t.reason,
+                "at": t.at,
+                "actor": t.actor,
+            }
             for t in transitions
         ],
         "steps": [
             {"seq": s.seq, "kind": s.kind, "name": s.name, "outcome": s.outcome, "at": s.at} for s in steps
         ],
-        "pending_approval": next((a for a in approval_list if a["status"] == "pending"), None),
+        "pending_approval": next(
+            (pending_action(a) for a in approval_list if a["status"] == "pending"), None
+        ),
         "approvals": approval_list,
         "artifacts": [
             {"path": a.path, "size": a.size, "sha256": a.sha256, "created_at": a.created_at}
@@ -254,12 +301,23 @@ def run_view(session: Session, run: Run) -> dict[str, Any]:
     }
 
 
+def pending_action(approval: dict[str, Any]) -> dict[str, Any]:
+    """What an approver is asked to decide: echo ``id`` and ``args_sha256`` back to decide it."""
+    shown = json.dumps(approval["args"], ensure_ascii=False, sort_keys=True)
+    return {
+        **approval,
+        "tool": approval["action"],
+        "preview": shown[:PREVIEW_CHARS],
+        "preview_truncated": len(shown) > PREVIEW_CHARS,
+    }
+
+
 def artifact_content(session: Session, rt: Runtime, run: Run, path: str) -> str:
     """An artifact's text; refuses one whose file no longer matches its row."""
     from pathlib import Path
 
     from harness.artifacts import verify_artifact
-    from harness.errors import ArtifactError
+    from harness.errors import ArtifactTampered
 
     row = session.execute(
         select(Artifact).where(Artifact.run_id == run.id, Artifact.path == path)
@@ -269,7 +327,15 @@ def artifact_content(session: Session, rt: Runtime, run: Run, path: str) -> str:
     root = (rt.settings.artifacts_dir / run.tenant_id / run.id).resolve()
     if not Path(row.storage_path).resolve().is_relative_to(root):
         # A row must never make the API serve a file outside its run's folder, digest or not.
-        raise ArtifactError(f"artifact {path!r} of run {run.id} is outside the run's artifact folder")
+        raise ArtifactTampered(
+            f"artifact {path!r} of run {run.id} is outside the run's artifact folder; it is not served"
+            " (report this: the artifact rows were altered)",
+            reason="outside-artifact-folder",
+        )
     if not verify_artifact(row):
-        raise ArtifactError(f"artifact {path!r} of run {run.id} does not match its recorded digest")
+        raise ArtifactTampered(
+            f"artifact {path!r} of run {run.id} does not match its recorded digest (altered or missing"
+            " after commit); it is not served (report this: check the artifact store)",
+            reason="digest-mismatch",
+        )
     return Path(row.storage_path).read_text(encoding="utf-8")

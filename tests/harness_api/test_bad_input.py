@@ -98,7 +98,7 @@ def test_unknown_run_id_is_404(w: World) -> None:
 def test_approving_a_run_that_is_not_awaiting_approval_is_409(w: World) -> None:
     run_id = w.post("run", "alice", {"task": "say hello"}).json()["run_id"]
     before = _counts(w)
-    resp = w.post("approve", "bob", {"run_id": run_id, "decision": "approve", "reason": "ok"})
+    resp = w.post("approve", "bob", w.decision(run_id, "approve", "ok"))
     body = _assert_problem(resp, 409, "illegal-transition", "not AWAITING_APPROVAL")
     assert body["current"] == "PENDING"
     assert _counts(w) == before

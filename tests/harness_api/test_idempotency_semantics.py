@@ -17,6 +17,7 @@ import pytest
 from freezegun import freeze_time
 from sqlalchemy import func, select
 
+from harness.accounts import issue_key
 from harness.api import idempotency
 from harness.canonical import digest
 from harness.clock import iso
@@ -124,11 +125,39 @@ def test_keys_are_scoped_per_tenant(w: World) -> None:
     assert w.get(f"runs/{acme.json()['run_id']}", "gina").status_code == 404
 
 
+def test_keys_are_scoped_per_principal(w: World) -> None:
+    """Two people of one tenant using the same key string get their own runs, not each other's."""
+    raw = '{"task": "summarise the workspace"}'
+    alice = _submit(w, "alice", raw, "shared-key")
+    dave = _submit(w, "dave", raw, "shared-key")
+
+    assert alice.status_code == 202 and dave.status_code == 202, (alice.text, dave.text)
+    assert "Idempotent-Replayed" not in dave.headers
+    assert alice.json()["run_id"] != dave.json()["run_id"]
+    submitted = {r.id: r.submitted_by for r in _runs(w)}
+    assert submitted == {
+        alice.json()["run_id"]: w.keys["alice"].key_id,
+        dave.json()["run_id"]: w.keys["dave"].key_id,
+    }
+    # the same principal through a second key is still the same client: it gets its replay
+    w.keys["alice-ci"] = issue_key(
+        w.rt, tenant_id="acme", name="alice-ci", roles=["submitter"], principal="alice"
+    )
+    again = _submit(w, "alice-ci", raw, "shared-key")
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    assert again.json()["run_id"] == alice.json()["run_id"]
+
+
 def test_a_key_in_flight_is_a_conflict(w: World) -> None:
     raw = '{"task": "summarise the workspace"}'
     tenant = w.keys["alice"].tenant_id
     payload = {"task": "summarise the workspace", "model": None, "tools": None}
-    assert idempotency.claim(w.rt, tenant_id=tenant, key="k-4", request_digest=digest(payload)) is None
+    assert (
+        idempotency.claim(
+            w.rt, tenant_id=tenant, principal="alice", key="k-4", request_digest=digest(payload)
+        )
+        is None
+    )
 
     _assert_problem(_submit(w, "alice", raw, "k-4"), 409, "idempotency-conflict")
     assert _runs(w) == []
@@ -181,6 +210,7 @@ def test_concurrent_claims_reviving_an_expired_key_elect_one_winner(w: World) ->
         s.add(
             IdempotencyKey(
                 tenant_id="acme",
+                principal="alice",
                 key="k-7",
                 request_digest=request_digest,
                 state="completed",
@@ -196,7 +226,9 @@ def test_concurrent_claims_reviving_an_expired_key_elect_one_winner(w: World) ->
     def contend(_: int) -> str:
         barrier.wait(timeout=30)
         try:
-            won = idempotency.claim(w.rt, tenant_id="acme", key="k-7", request_digest=request_digest)
+            won = idempotency.claim(
+                w.rt, tenant_id="acme", principal="alice", key="k-7", request_digest=request_digest
+            )
         except IdempotencyConflict:
             return "in-flight"
         return "claimed" if won is None else "replayed"
@@ -207,4 +239,4 @@ def test_concurrent_claims_reviving_an_expired_key_elect_one_winner(w: World) ->
     assert outcomes == ["claimed"] + ["in-flight"] * (contenders - 1)
     with unit_of_work(w.rt.sessions) as s:
         assert s.execute(select(func.count()).select_from(IdempotencyKey)).scalar_one() == 1
-        assert s.get_one(IdempotencyKey, ("acme", "k-7")).state == "in_flight"
+        assert s.get_one(IdempotencyKey, ("acme", "alice", "k-7")).state == "in_flight"

@@ -1,4 +1,4 @@
-"""Request signing: HMAC over method, path, timestamp, nonce and body; ±window; nonces; key rotation.
+"""Request signing: HMAC over method, path, timestamp, nonce, key id and body; ±window; nonces; rotation.
 
 Every refusal is a 401 problem+json naming what was wrong, and leaves no trace: no run, job,
 audit entry, idempotency claim or spent nonce.
@@ -21,7 +21,9 @@ from harness.api.request_signing import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     canonical_string,
+    key_id_of_token,
     prune_nonces,
+    secret_fingerprint,
     sign,
     signature_headers,
 )
@@ -95,6 +97,7 @@ def send(
     signed_method: str | None = None,
     signed_path: str | None = None,
     signed_body: bytes | None = None,
+    signed_key_id: str | None = None,
     edit: Callable[[dict[str, str]], Any] | None = None,
     extra: dict[str, str] | None = None,
 ) -> Any:
@@ -106,6 +109,7 @@ def send(
         body if signed_body is None else signed_body,
         timestamp=timestamp,
         nonce=nonce or fresh_nonce(),
+        key_id=signed_key_id or w.keys[who].key_id,
     )
     if edit is not None:
         edit(signed)
@@ -114,11 +118,22 @@ def send(
 
 
 def counts(w: World) -> dict[str, int]:
-    models = {"runs": Run, "jobs": Job, "audit": AuditEntry, "idempotency": IdempotencyKey, "nonces": Nonce}
+    """Side effects of a request; the audit of a refusal itself (auth.refused) is counted apart."""
+    models = {"runs": Run, "jobs": Job, "idempotency": IdempotencyKey, "nonces": Nonce}
     with unit_of_work(w.rt.sessions) as s:
-        return {
+        found = {
             name: s.execute(select(func.count()).select_from(m)).scalar_one() for name, m in models.items()
         }
+        found["audit"] = s.execute(
+            select(func.count()).select_from(AuditEntry).where(AuditEntry.action != "auth.refused")
+        ).scalar_one()
+    return found
+
+
+def refusals_audited(w: World) -> list[dict[str, Any]]:
+    with unit_of_work(w.rt.sessions) as s:
+        rows = s.execute(select(AuditEntry).where(AuditEntry.action == "auth.refused")).scalars()
+        return [dict(r.payload) for r in rows]
 
 
 def assert_refused(resp: Any, reason: str, code: str = "invalid-signature") -> dict[str, Any]:
@@ -136,29 +151,51 @@ def assert_refused(resp: Any, reason: str, code: str = "invalid-signature") -> d
 # --- the algorithm --------------------------------------------------------------------------------
 
 
+KEY = "key_0123456789abcdef"
+
+
 def test_canonical_string_vector() -> None:
     # Cross-checked with `printf ... | sha256sum` and `openssl dgst -sha256 -hmac ...`.
     body_sha = "4427d3d791ae376f38a624d3a2f093d46e177a5ab944459bfe61a5ac4b108c67"
-    expected = f"POST\n/api/harness/run?dry=1\n1767225600\nnonce-0123456789abcdef\n{body_sha}".encode()
-    got = canonical_string("post", "/api/harness/run?dry=1", 1767225600, "nonce-0123456789abcdef", BODY)
+    expected = f"POST\n/api/harness/run?dry=1\n1767225600\nnonce-0123456789abcdef\n{KEY}\n{body_sha}".encode()
+    got = canonical_string(
+        "post", "/api/harness/run?dry=1", 1767225600, "nonce-0123456789abcdef", BODY, key_id=KEY
+    )
     assert got == expected
     assert (
-        sign(CURRENT, "post", "/api/harness/run?dry=1", 1767225600, "nonce-0123456789abcdef", BODY)
-        == "v1=3c86fa036532197df50fc495a375b42e676d57ca387391b0e4ace1e5bed9c05c"
+        sign(
+            CURRENT, "post", "/api/harness/run?dry=1", 1767225600, "nonce-0123456789abcdef", BODY, key_id=KEY
+        )
+        == "v2=" + VECTOR_HMAC
     )
+
+
+# printf 'POST\n/api/harness/run?dry=1\n1767225600\nnonce-0123456789abcdef\nkey_0123456789abcdef\n<body sha>'
+#   | openssl dgst -sha256 -hmac current-signing-secret-for-tests-0001
+VECTOR_HMAC = "55a52ef63607f6d518d92568a46ab9e34cf5f6c8b2a7658635fbccf7f822ab78"
+
+
+def test_the_key_id_is_read_from_the_bearer_token() -> None:
+    assert key_id_of_token("hk_0123456789abcdef_" + "a" * 48) == KEY
+    with pytest.raises(ValueError, match="not a harness API key"):
+        key_id_of_token("sk-live-something")
 
 
 def test_canonical_string_refuses_newlines_that_would_blur_the_fields() -> None:
     with pytest.raises(ValueError, match="newline"):
-        canonical_string("POST", "/api/harness/run\n1767225600", 0, "nonce-0123456789abcdef", b"")
+        canonical_string("POST", "/api/harness/run\n1767225600", 0, "nonce-0123456789abcdef", b"", key_id=KEY)
+    with pytest.raises(ValueError, match="newline"):
+        canonical_string("POST", RUN, 0, "nonce-0123456789abcdef", b"", key_id=KEY + "\n")
 
 
 def test_signature_headers_carry_one_value_per_secret() -> None:
-    headers = signature_headers([CURRENT, PREVIOUS], "POST", RUN, BODY, timestamp=T0, nonce="n" * 16)
+    headers = signature_headers(
+        [CURRENT, PREVIOUS], "POST", RUN, BODY, timestamp=T0, nonce="n" * 16, key_id=KEY
+    )
     assert headers[TIMESTAMP_HEADER] == str(T0)
     assert headers[NONCE_HEADER] == "n" * 16
     assert headers[SIGNATURE_HEADER] == ", ".join(
-        sign(s, "POST", RUN, T0, "n" * 16, BODY) for s in (CURRENT, PREVIOUS)
+        sign(s, "POST", RUN, T0, "n" * 16, BODY, key_id=KEY) for s in (CURRENT, PREVIOUS)
     )
 
 
@@ -171,8 +208,8 @@ def test_signed_request_is_accepted_and_spends_its_nonce(w: World) -> None:
     assert counts(w)["runs"] == 1
     with unit_of_work(w.rt.sessions) as s:
         spent = s.execute(select(Nonce)).scalar_one()
-    assert (spent.key_id, spent.nonce, spent.seen_at) == (
-        w.keys["alice"].key_id,
+    assert (spent.scope, spent.nonce, spent.seen_at) == (
+        secret_fingerprint(CURRENT),
         "accepted-nonce-0001",
         iso(NOW),
     )
@@ -201,10 +238,29 @@ def test_signature_is_over_the_exact_bytes_received(w: World) -> None:
     assert counts(w) == before
 
 
-def test_nonces_are_scoped_per_key(w: World) -> None:
+def test_nonces_are_single_use_per_secret_not_per_key(w: World) -> None:
     assert send(w, who="alice", nonce="shared-nonce-00001").status_code == 202
-    assert send(w, who="dave", nonce="shared-nonce-00001").status_code == 202
-    assert counts(w)["runs"] == 2
+    before = counts(w)
+    # dave signs his own, valid request but reuses the nonce: under this secret it is spent.
+    assert_refused(send(w, who="dave", nonce="shared-nonce-00001"), "nonce-reused", code="request-replayed")
+    assert_refused(send(w, who="gina", nonce="shared-nonce-00001"), "nonce-reused", code="request-replayed")
+    assert counts(w) == before
+
+
+def test_a_nonce_spent_under_both_rotating_secrets_cannot_be_resent_under_either(w: World) -> None:
+    assert send(w, secret=[CURRENT, PREVIOUS], nonce="rotating-nonce-0001").status_code == 202
+    for secret in (CURRENT, PREVIOUS):
+        assert_refused(
+            send(w, secret=secret, nonce="rotating-nonce-0001"), "nonce-reused", code="request-replayed"
+        )
+
+
+def test_a_request_signed_for_another_key_is_refused(w: World) -> None:
+    """The key id is in the signed string: alice's signature does not vouch for dave's token."""
+    before = counts(w)
+    resp = send(w, who="dave", signed_key_id=w.keys["alice"].key_id)
+    assert_refused(resp, "signature-mismatch")
+    assert counts(w) == before
 
 
 # --- refused, and nothing happens -----------------------------------------------------------------
@@ -251,7 +307,13 @@ REFUSALS = [
     pytest.param(
         {"edit": _set(SIGNATURE_HEADER, "sha256=" + "0" * 64)}, "malformed-signature", id="sig-scheme"
     ),
-    pytest.param({"edit": _set(SIGNATURE_HEADER, "v1=not-hex")}, "malformed-signature", id="sig-not-hex"),
+    pytest.param({"edit": _set(SIGNATURE_HEADER, "v2=not-hex")}, "malformed-signature", id="sig-not-hex"),
+    pytest.param(
+        {"edit": _set(SIGNATURE_HEADER, "v1=" + "0" * 64)}, "unsupported-scheme", id="sig-retired-v1"
+    ),
+    pytest.param(
+        {"signed_key_id": "key_0000000000000000"}, "signature-mismatch", id="signed-for-another-key"
+    ),
     pytest.param({"secret": [UNKNOWN] * 4 + [CURRENT]}, "malformed-signature", id="sig-too-many-values"),
 ]
 
@@ -262,10 +324,16 @@ def test_refused_request_is_401_and_changes_nothing(w: World, tamper: dict[str, 
     problem = assert_refused(send(w, extra={"Idempotency-Key": "refused-1"}, **tamper), reason)
     assert problem["instance"].startswith("/api/harness/run")
     assert counts(w) == before
+    # ...but the refusal itself is audited, with its reason and without any credential
+    (audited,) = refusals_audited(w)
+    assert (audited["status"], audited["reason"]) == (401, reason)
+    assert w.keys["alice"].token not in str(audited)
 
 
 def test_repeated_timestamp_header_is_refused(w: World) -> None:
-    headers = signature_headers(CURRENT, "POST", RUN, BODY, timestamp=T0, nonce=fresh_nonce())
+    headers = signature_headers(
+        CURRENT, "POST", RUN, BODY, timestamp=T0, nonce=fresh_nonce(), key_id=w.keys["alice"].key_id
+    )
     pairs = [*w.headers("alice").items(), *headers.items(), (TIMESTAMP_HEADER, str(T0 + 1))]
     before = counts(w)
     assert_refused(w.client.post(RUN, content=BODY, headers=pairs), "repeated-header")
@@ -281,9 +349,9 @@ def test_problem_names_the_skew_and_leaks_no_signature(w: World) -> None:
     assert "301s in the past" in problem["detail"]
     assert "±300s" in problem["detail"]
     resp = send(w, secret=UNKNOWN, nonce="leak-check-nonce-01")
-    expected = sign(CURRENT, "POST", RUN, T0, "leak-check-nonce-01", BODY)
+    expected = sign(CURRENT, "POST", RUN, T0, "leak-check-nonce-01", BODY, key_id=w.keys["alice"].key_id)
     assert_refused(resp, "signature-mismatch")
-    assert expected.removeprefix("v1=") not in resp.text
+    assert expected.removeprefix("v2=") not in resp.text
 
 
 def test_replayed_request_is_refused_as_request_replayed(w: World) -> None:

@@ -42,6 +42,9 @@ def w(make_runtime: Any, database_url: str) -> Iterator[World]:
         database_url,
         rate_limit_per_key=f"{PER_KEY}/minute",
         rate_limit_per_tenant=f"{PER_TENANT}/minute",
+        # These tests are about key and tenant budgets; the per-address limit on failed
+        # authentication (which all in-process clients share) is tested in test_auth_failures.py.
+        auth_failures_per_address="100000/minute",
     ) as it:
         yield it
 

@@ -81,7 +81,13 @@ def test_journey_over_real_processes(tmp_path: Path, database_url: str) -> None:
 
             decided = client.post(
                 "/api/harness/approve",
-                json={"run_id": run_id, "decision": "approve", "reason": "numbers checked"},
+                json={
+                    "run_id": run_id,
+                    "decision": "approve",
+                    "reason": "numbers checked",
+                    "approval_id": pending["id"],
+                    "args_sha256": pending["args_sha256"],
+                },
                 headers={"Authorization": f"Bearer {bob}"},
             )
             assert decided.status_code == 200, decided.text

@@ -142,7 +142,7 @@ def test_failure_after_the_approved_write_never_reports_success_without_its_arti
         run_id = w.post("run", "alice", TASK).json()["run_id"]
         w.drain()
         assert assert_consistent(w, run_id)["status"] == "AWAITING_APPROVAL"
-        w.post("approve", "bob", {"run_id": run_id, "decision": "approve", "reason": "ok"})
+        w.post("approve", "bob", w.decision(run_id, "approve", "ok"))
         # The closing model-call step (after the artifact step committed) cannot be written.
         closing = param_is("kind", 2, "model_call")
         with fail_statements(w.rt.engine, "INSERT INTO steps", when=closing):

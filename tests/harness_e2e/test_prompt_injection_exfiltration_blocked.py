@@ -176,7 +176,7 @@ def test_exfiltration_through_tool_args_reads_nothing_and_waits_for_a_human(w: W
     assert (pending["action"], pending["args"]) == ("write_artifact", EXFIL_ARGS)
 
     # (d) the human says no: a terminal state, nothing written
-    rejected = w.post("approve", "bob", {"run_id": run_id, "decision": "reject", "reason": "exfil URL"})
+    rejected = w.post("approve", "bob", w.decision(run_id, "reject", "exfil URL"))
     assert rejected.status_code == 200, rejected.text
     w.drain()
     final = w.get(f"runs/{run_id}", "alice").json()

@@ -80,7 +80,13 @@ def captured(w: World) -> CapturedRequest:
     w.client.event_hooks["request"].append(wire.append)
     try:
         signed = signature_headers(
-            SECRET, "POST", "/api/harness/run", BODY, timestamp=T0, nonce="alice-nonce-0000000001"
+            SECRET,
+            "POST",
+            "/api/harness/run",
+            BODY,
+            timestamp=T0,
+            nonce="alice-nonce-0000000001",
+            key_id=w.keys["alice"].key_id,
         )
         resp = w.client.post(
             "/api/harness/run",
@@ -161,11 +167,48 @@ def test_replay_with_fresh_nonce_but_old_signature_is_refused(
     _assert_executed_once(w)
 
 
+@pytest.mark.parametrize("other", ["dave", "gina"], ids=["same-tenant-other-user", "other-tenant"])
+def test_replay_under_another_bearer_key_is_refused(w: World, captured: CapturedRequest, other: str) -> None:
+    """The key id is signed: the captured request resent with someone else's token does not match."""
+    _assert_refused(
+        captured.replay(w.client, Authorization=f"Bearer {w.keys[other].token}"),
+        "invalid-signature",
+        "signature-mismatch",
+    )
+    _assert_executed_once(w)
+
+
+def test_a_spent_nonce_is_spent_for_every_bearer_key(w: World, captured: CapturedRequest) -> None:
+    """Nonces are single-use per signing secret: dave cannot reuse alice's nonce, even signing anew."""
+    by_dave = signature_headers(
+        SECRET,
+        "POST",
+        "/api/harness/run",
+        BODY,
+        timestamp=T0 + 1,
+        nonce="alice-nonce-0000000001",
+        key_id=w.keys["dave"].key_id,
+    )
+    resp = w.client.post(
+        "/api/harness/run",
+        content=BODY,
+        headers=w.headers("dave", **{"Content-Type": "application/json"}, **by_dave),
+    )
+    _assert_refused(resp, "request-replayed", "nonce-reused")
+    _assert_executed_once(w)
+
+
 def test_replay_after_the_window_is_refused_on_the_clock(w: World, captured: CapturedRequest) -> None:
     w.rt.clock = FrozenClock(NOW + timedelta(seconds=2 * 300 + 1))
     # Any signed request now prunes nonces older than two windows, the captured one included.
     fresh = signature_headers(
-        SECRET, "GET", "/api/harness/runs/x", b"", timestamp=T0 + 601, nonce="alice-nonce-0000000002"
+        SECRET,
+        "GET",
+        "/api/harness/runs/x",
+        b"",
+        timestamp=T0 + 601,
+        nonce="alice-nonce-0000000002",
+        key_id=w.keys["alice"].key_id,
     )
     assert w.client.get("/api/harness/runs/x", headers=w.headers("alice", **fresh)).status_code == 404
     assert _count(w, Nonce, Nonce.nonce == "alice-nonce-0000000001") == 0
@@ -178,7 +221,13 @@ def test_legitimate_retry_with_a_fresh_nonce_gets_the_stored_response(
 ) -> None:
     first = {k.lower(): v for k, v in captured.headers}
     retry = signature_headers(
-        SECRET, "POST", "/api/harness/run", BODY, timestamp=T0 + 5, nonce="alice-nonce-0000000003"
+        SECRET,
+        "POST",
+        "/api/harness/run",
+        BODY,
+        timestamp=T0 + 5,
+        nonce="alice-nonce-0000000003",
+        key_id=w.keys["alice"].key_id,
     )
     resp = captured.replay(w.client, **retry)
     assert resp.status_code == 202, resp.text

@@ -63,7 +63,7 @@ def test_fallback_answers_pass_redaction_guard_and_allowlist(w: World) -> None:
     w.drain()
     waiting = w.get(f"runs/{run_id}", "alice").json()
     assert waiting["status"] == "AWAITING_APPROVAL", waiting["error"]
-    decided = w.post("approve", "bob", {"run_id": run_id, "decision": "approve", "reason": "redacted ok"})
+    decided = w.post("approve", "bob", w.decision(run_id, "approve", "redacted ok"))
     assert decided.status_code == 200, decided.text
     w.drain()
     view = w.get(f"runs/{run_id}", "alice").json()

@@ -139,7 +139,7 @@ def _await_approval_then_approve(w: World) -> str:
     run_id = w.post("run", "alice", {"task": "Write the quarterly report from sales.csv"}).json()["run_id"]
     w.drain()
     assert _run(w.rt, run_id).status == "AWAITING_APPROVAL"
-    decided = w.post("approve", "bob", {"run_id": run_id, "decision": "approve", "reason": "ok"})
+    decided = w.post("approve", "bob", w.decision(run_id, "approve", "ok"))
     assert decided.status_code == 200, decided.text
     return run_id
 

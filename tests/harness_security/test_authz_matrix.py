@@ -48,7 +48,7 @@ def _submit(w: World, headers: dict[str, str], run_id: str) -> Any:
 
 
 def _approve(w: World, headers: dict[str, str], run_id: str) -> Any:
-    body = {"run_id": run_id, "decision": "approve", "reason": "looks fine"}
+    body = w.decision(run_id, "approve", "looks fine")
     return w.client.post("/api/harness/approve", json=body, headers=headers)
 
 
@@ -88,7 +88,11 @@ class Scene:
 def scene(make_runtime: Any, database_url: str) -> Iterator[Scene]:
     # generous limits: this file is about authz; rate limiting has its own test file
     with world(
-        make_runtime, database_url, rate_limit_per_key="10000/minute", rate_limit_per_tenant="10000/minute"
+        make_runtime,
+        database_url,
+        rate_limit_per_key="10000/minute",
+        rate_limit_per_tenant="10000/minute",
+        auth_failures_per_address="10000/minute",
     ) as w:
         w.keys["root"] = issue_key(w.rt, tenant_id="acme", name="root", roles=["admin"])
         victim = finished_run(w, submitter="alice", approver="bob")

@@ -169,7 +169,7 @@ def _leaky_run(w: World, log_stream: io.StringIO) -> dict[str, str]:
     run_id = responses[0].json()["run_id"]
     w.drain()
     responses.append(w.get(f"runs/{run_id}", "alice"))
-    responses.append(w.post("approve", "bob", {"run_id": run_id, "decision": "approve", "reason": "ok"}))
+    responses.append(w.post("approve", "bob", w.decision(run_id, "approve", "ok")))
     w.drain()
     responses.append(w.get(f"runs/{run_id}", "carol"))
     responses.append(w.get(f"runs/{run_id}/artifacts/audit.md", "alice"))

@@ -89,9 +89,9 @@ def test_globex_cannot_approve_or_reject_acmes_run(w: World) -> None:
     assert run_status(w, run_id) == "AWAITING_APPROVAL"
     before = db_counts(w)
     for decision in ("approve", "reject"):
-        real = w.post("approve", "gina", {"run_id": run_id, "decision": decision, "reason": "mine now"})
+        real = w.post("approve", "gina", w.decision(run_id, decision, "mine now"))
         fake_id = missing_id_like(run_id)
-        fake = w.post("approve", "gina", {"run_id": fake_id, "decision": decision, "reason": "mine now"})
+        fake = w.post("approve", "gina", w.decision(fake_id, decision, "mine now"))
         assert_problem(real, 404, "not-found")
         assert masked(real.content, {run_id: "<id>"}) == masked(fake.content, {fake_id: "<id>"})
     assert db_counts(w) == before
@@ -100,7 +100,7 @@ def test_globex_cannot_approve_or_reject_acmes_run(w: World) -> None:
         (approval,) = session.execute(select(Approval).where(Approval.run_id == run_id)).scalars()
         assert (approval.status, approval.decided_by) == ("pending", None)
     # the gate itself still works for acme's own approver
-    own = w.post("approve", "bob", {"run_id": run_id, "decision": "approve", "reason": "ok"})
+    own = w.post("approve", "bob", w.decision(run_id, "approve", "ok"))
     assert own.status_code == 200, own.text
 
 

@@ -26,7 +26,7 @@ from harness.database.connect import unit_of_work
 from harness.database.models import Approval, AuditEntry, Job, Run, RunTransition
 from harness.errors import IllegalTransition
 from harness.runs.service import decide
-from tests.support.api import World, world
+from tests.support.api import World, decision_body, world
 
 pytestmark = [pytest.mark.tier1, pytest.mark.security, pytest.mark.timeout(300)]
 
@@ -78,10 +78,17 @@ def test_simultaneous_approve_and_reject_have_one_winner(w: World) -> None:
     barriers = {run_id: threading.Barrier(2) for run_id in run_ids}
 
     def attempt(run_id: str, decision: str) -> tuple[str, str, str]:
+        named = decision_body(w.rt, run_id, decision)
         barriers[run_id].wait(timeout=60)
         try:
             result = decide(
-                w.rt, principals[decision], run_id=run_id, decision=decision, reason=f"race {decision}"
+                w.rt,
+                principals[decision],
+                run_id=run_id,
+                decision=decision,
+                reason=f"race {decision}",
+                approval_id=named["approval_id"],
+                args_sha256=named["args_sha256"],
             )
         except IllegalTransition:
             return run_id, decision, "lost"

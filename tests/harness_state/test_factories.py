@@ -96,7 +96,7 @@ def test_a_tampered_artifact_is_refused(w: World, f: Factories) -> None:
     assert not verify_artifact(missing)
     for row in (tampered, missing):
         resp = w.get(f"runs/{run.id}/artifacts/{row.path}", "alice")
-        body = _problem(resp, 500, "artifact-error")
+        body = _problem(resp, 409, "artifact-tampered")
         assert "does not match its recorded digest" in body["detail"]
         assert "999" not in resp.text  # the tampered bytes are never served
 
@@ -118,7 +118,7 @@ def test_an_artifact_row_pointing_outside_its_root_is_not_served(
     row = f.escaped_artifact(run, outside=tmp_path / "elsewhere" / "escape.md")
     assert verify_artifact(row)  # the digest matches: only containment can catch it
     resp = w.get(f"runs/{run.id}/artifacts/{quote(row.path, safe='')}", "alice")
-    _problem(resp, 500, "artifact-error")
+    _problem(resp, 409, "artifact-tampered")
 
 
 def test_an_oversized_task_is_refused(w: World, f: Factories) -> None:
@@ -148,7 +148,15 @@ def test_the_gate_refuses_a_decision_on_a_terminal_run(w: World, f: Factories) -
         audited = _count(w, AuditEntry)
         for decision in ("approve", "reject"):
             with pytest.raises(IllegalTransition):
-                decide(w.rt, bob, run_id=run.id, decision=decision, reason="too late")
+                decide(
+                    w.rt,
+                    bob,
+                    run_id=run.id,
+                    decision=decision,
+                    reason="too late",
+                    approval_id=approval.id,
+                    args_sha256=approval.args_sha256,
+                )
         with unit_of_work(w.rt.sessions) as s:
             assert s.get_one(Run, run.id).status == status
             assert s.get_one(Approval, approval.id).status == "pending"

@@ -36,6 +36,10 @@ class World:
     def get(self, path: str, who: str) -> Any:
         return self.client.get(f"/api/harness/{path}", headers=self.headers(who))
 
+    def decision(self, run_id: str, decision: str = "approve", reason: str = "ok") -> dict[str, str]:
+        """A POST /approve body naming the action pending now (as GET /runs/{id} shows it)."""
+        return decision_body(self.rt, run_id, decision, reason)
+
     def drain(self) -> int:
         return drain(self.rt)
 
@@ -49,6 +53,27 @@ class World:
         for rel, text in (files or {}).items():
             (root / rel).parent.mkdir(parents=True, exist_ok=True)
             (root / rel).write_text(text)
+
+
+def decision_body(rt: Runtime, run_id: str, decision: str = "approve", reason: str = "ok") -> dict[str, str]:
+    """The decision body for the run's pending approval; placeholders when nothing is pending."""
+    from sqlalchemy import select
+
+    from harness.database.connect import unit_of_work
+    from harness.database.models import Approval
+
+    with unit_of_work(rt.sessions) as session:
+        pending = session.execute(
+            select(Approval).where(Approval.run_id == run_id, Approval.status == "pending")
+        ).scalar_one_or_none()
+        approval_id, args_sha256 = (pending.id, pending.args_sha256) if pending else ("apr_none", "0" * 64)
+    return {
+        "run_id": run_id,
+        "decision": decision,
+        "reason": reason,
+        "approval_id": approval_id,
+        "args_sha256": args_sha256,
+    }
 
 
 @contextmanager

@@ -32,13 +32,24 @@ QUARTERLY_REPORT = "# Quarterly report\n\nNorth: 120\nSouth: 80\nTotal: 200\n"
 _COUNTED = (Run, RunTransition, Step, Approval, Artifact, AuditEntry, Job, SideEffect, IdempotencyKey)
 
 
+REFUSAL_AUDIT_ACTIONS = ("auth.refused", "access.denied")
+
+
 def db_counts(w: World) -> dict[str, int]:
-    """Row counts of every table a request could write to."""
+    """Row counts of every table a request could write to; the audit entries that record a
+    refusal itself (401/403) are counted apart, under ``refusals_audited``."""
     with unit_of_work(w.rt.sessions) as session:
-        return {
+        counts = {
             model.__tablename__: session.execute(select(func.count()).select_from(model)).scalar_one()
             for model in _COUNTED
         }
+        refusals = session.execute(
+            select(func.count())
+            .select_from(AuditEntry)
+            .where(AuditEntry.action.in_(REFUSAL_AUDIT_ACTIONS))
+        ).scalar_one()
+    counts[AuditEntry.__tablename__] -= refusals
+    return counts
 
 
 def run_status(w: World, run_id: str) -> str:
@@ -132,7 +143,7 @@ def finished_run(w: World, *, submitter: str, approver: str, task: str = QUARTER
     run_id = submitted.json()["run_id"]
     w.drain()
     assert run_status(w, run_id) == "AWAITING_APPROVAL"
-    decided = w.post("approve", approver, {"run_id": run_id, "decision": "approve", "reason": "ok"})
+    decided = w.post("approve", approver, w.decision(run_id, "approve", "ok"))
     assert decided.status_code == 200, decided.text
     w.drain()
     view = w.get(f"runs/{run_id}", submitter).json()
