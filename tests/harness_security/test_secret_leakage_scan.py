@@ -43,6 +43,7 @@ ALLOWLIST = frozenset({"goldens/keys/DEMO-ONLY-signing-key.pem"})
 # these values, and no recorded file (cassette, trace, audit, approvals) may hold them at all.
 SCENARIO_SYNTHETIC = {
     "goldens/secret_in_tool_result/scenario.yaml": {"AKIAZ7QXEXAMPLE4D2XQ", "hunter2-synthetic"},
+    "goldens/provider_failover_to_anthropic/scenario.yaml": {"wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"},
 }
 STRUCTURED = (".json", ".jsonl", ".yaml", ".yml")
 
