@@ -35,6 +35,10 @@ class Runtime:
 
     def close(self) -> None:
         self.engine.dispose()
+        for provider in self.providers:  # release pooled provider connections
+            close = getattr(provider, "close", None)
+            if callable(close):
+                close()
 
 
 def build_runtime(

@@ -60,6 +60,10 @@ class AnthropicMessagesClient:
             http_client=http_client,
         )
 
+    def close(self) -> None:
+        """Release the SDK's pooled connections."""
+        self._client.close()
+
     def complete(self, request: ChatRequest) -> ChatResponse:
         kwargs = to_messages_request(request, max_tokens=self._max_tokens)
         try:

@@ -48,6 +48,10 @@ class OpenAIChatClient:
             http_client=http_client,
         )
 
+    def close(self) -> None:
+        """Release the SDK's pooled connections."""
+        self._client.close()
+
     def complete(self, request: ChatRequest) -> ChatResponse:
         kwargs: dict[str, Any] = {
             "model": request.model,
