@@ -11,6 +11,7 @@ from fastapi.responses import Response
 
 from harness import __version__
 from harness.api import problems
+from harness.api.openapi_doc import document_problems
 from harness.api.limits import BodySizeLimit, RateLimits
 from harness.api.request_signing import NonceStore
 from harness.api.routes import router
@@ -35,6 +36,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     )
     app.state.nonce_store = NonceStore()
     problems.install(app)
+    document_problems(app)
     app.include_router(router)
     app.add_middleware(BodySizeLimit, max_bytes=rt.settings.max_body_bytes)
 
