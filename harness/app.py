@@ -11,8 +11,8 @@ from fastapi.responses import Response
 
 from harness import __version__
 from harness.api import problems
-from harness.api.openapi_doc import document_problems
 from harness.api.limits import BodySizeLimit, RateLimits
+from harness.api.openapi_doc import document_problems
 from harness.api.request_signing import NonceStore
 from harness.api.routes import router
 from harness.database.connect import assert_migrated
