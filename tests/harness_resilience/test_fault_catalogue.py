@@ -11,8 +11,10 @@ gives the same steps, prompts and answers as a plain one.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,6 +22,7 @@ from sqlalchemy import select
 
 from harness.accounts import create_tenant
 from harness.database.connect import unit_of_work
+from harness.database.migrate import upgrade
 from harness.database.models import Run, Step
 from harness.events import CollectingSink, ModelAnswered, PromptSent, RetryScheduled, event_to_dict
 from harness.jobs.worker import drain
@@ -29,6 +32,7 @@ from harness.runtime import Runtime
 from replay.provider_sim import SimulatorHandle, start_simulator
 from replay.sim.faults import FaultInjectingTransport
 from replay.sim_script import parse_script
+from tests.support.db import sqlite_url
 
 pytestmark = [pytest.mark.tier1]
 
@@ -150,6 +154,22 @@ SCRIPT = _script()
 
 
 @pytest.fixture(scope="module")
+def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Migrate once per module; each test copies the file (migrations dominate otherwise)."""
+    folder = tmp_path_factory.mktemp("fault-catalogue-template")
+    upgrade(sqlite_url(folder))
+    return folder / "harness.db"
+
+
+@pytest.fixture
+def database(migrated_template: Path, tmp_path: Path) -> str:
+    target = tmp_path / "db"
+    target.mkdir()
+    shutil.copyfile(migrated_template, target / "harness.db")
+    return sqlite_url(target)
+
+
+@pytest.fixture(scope="module")
 def sim() -> Iterator[SimulatorHandle]:
     with start_simulator(SCRIPT) as handle:
         yield handle
@@ -203,14 +223,12 @@ def test_fault_is_retried_once_and_the_run_succeeds(
     provider: str,
     request: pytest.FixtureRequest,
     make_runtime: Any,
-    sqlite_database_url: str,
+    database: str,
     run_factory: Callable[..., str],
 ) -> None:
     sim: SimulatorHandle = request.getfixturevalue("sim_behind_injector" if case.only_transport else "sim")
     transport = FaultInjectingTransport(SCRIPT) if case.only_transport else None
-    rt = _runtime(
-        make_runtime, sqlite_database_url, _client(provider, sim, transport=transport), stream=case.stream
-    )
+    rt = _runtime(make_runtime, database, _client(provider, sim, transport=transport), stream=case.stream)
     before = len(sim.requests)
     sim_path = "/v1/messages" if provider == "anthropic" else "/v1/chat/completions"
 
@@ -252,16 +270,16 @@ def test_a_slow_dribble_streams_the_same_prompts_and_answers_as_a_plain_call(
     provider: str,
     sim: SimulatorHandle,
     make_runtime: Any,
-    tmp_path: Any,
+    tmp_path: Path,
+    migrated_template: Path,
     run_factory: Callable[..., str],
 ) -> None:
-    from harness.database.migrate import upgrade
-    from tests.support.db import sqlite_url
-
     seen: dict[bool, dict[str, Any]] = {}
     for stream in (False, True):
-        url = sqlite_url(tmp_path / f"stream-{stream}")
-        upgrade(url)
+        folder = tmp_path / f"stream-{stream}"
+        folder.mkdir()
+        shutil.copyfile(migrated_template, folder / "harness.db")
+        url = sqlite_url(folder)
         rt = _runtime(make_runtime, url, _client(provider, sim), stream=stream)
         run = _finish(rt, run_factory, "Handle case dribble. Read the sales.")
         assert run.status == "SUCCEEDED", run.error
