@@ -493,7 +493,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """CLI: serve a script until SIGINT/SIGTERM. Exit codes: 0 stopped, 2 bad script or usage."""
     parser = argparse.ArgumentParser(
         prog="python -m replay.provider_sim",
-        description="Serve OpenAI Chat Completions on loopback from a provider-sim script.",
+        description="Serve OpenAI Chat Completions and Anthropic Messages on loopback from a provider-sim script.",
     )
     parser.add_argument("--script", required=True, type=Path, help="YAML or JSON script file")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
