@@ -39,7 +39,7 @@ import sys
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any, cast
@@ -54,10 +54,10 @@ from replay._sim_wire import (
 )
 from replay.sim import anthropic_wire
 from replay.sim.faults import FaultCounter
+from replay.sim.streaming import StreamingHandler, dumps
 from replay.sim_script import (
     STREAM_FAULTS,
     TRANSPORT_FAULTS,
-    FaultSpec,
     SimScript,
     SimScriptError,
     load_script,
@@ -119,7 +119,7 @@ class _SimServer(ThreadingHTTPServer):
         return self.faults.take(turn)
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(StreamingHandler):
     protocol_version = "HTTP/1.1"
     server_version = "provider-sim"
     sys_version = ""
@@ -128,6 +128,9 @@ class _Handler(BaseHTTPRequestHandler):
     @property
     def sim(self) -> _SimServer:
         return cast(_SimServer, self.server)
+
+    def _stopping(self) -> threading.Event:
+        return self.sim.stopping
 
     def setup(self) -> None:
         super().setup()
@@ -198,7 +201,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send_error(self, err: ApiError, request_id: str, wire: str) -> None:
         payload = anthropic_wire.error_payload(err) if wire == "anthropic" else err.payload
-        self._send(err.status, _dumps(payload), request_id, err.headers)
+        self._send(err.status, dumps(payload), request_id, err.headers)
 
     def _read_body(self) -> bytes:
         length = self.headers.get("content-length")
@@ -264,35 +267,12 @@ class _Handler(BaseHTTPRequestHandler):
             answer = anthropic_wire.message(turn, model=raw_body["model"])
         else:
             answer = turn.completion()
-        payload = _dumps(answer)
+        payload = dumps(answer)
         if spec.malformed or (fault is not None and fault.kind == "malformed"):
             payload = payload[: len(payload) // 2]
         if fault is not None and fault.kind == "empty_body":
             payload = b""
         self._send(200, payload, turn.digest)
-
-    def _connection_fault(self, fault: FaultSpec) -> bool:
-        """Act out a fault that leaves no response; whether one was acted out."""
-        kind = fault.kind
-        if kind == "connect_timeout":
-            # No loopback server can make a connect time out on cue; scenarios inject it at the
-            # transport (replay.sim.faults.FaultInjectingTransport). Here: the nearest thing.
-            kind = "read_timeout"
-        if kind == "read_timeout":
-            self.sim.stopping.wait(fault.stall_ms / 1000)
-            self._abort()
-            return True
-        if kind == "reset_before_headers":
-            self._abort()
-            return True
-        if kind == "reset_after_headers":
-            self.send_response(200)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", "100")
-            self.end_headers()
-            self._abort()
-            return True
-        return False
 
     def _send(
         self, status: int, payload: bytes, request_id: str, headers: Mapping[str, str] | None = None
@@ -310,68 +290,6 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("x-request-id", f"req_sim_{request_id[:24]}")
         self.send_header("openai-processing-ms", "1")
 
-    def _stream(self, turn: Turn, wire: str, fault: FaultSpec | None) -> None:  # noqa: PLR0912 - one branch per fault
-        spec = turn.spec
-        self.send_response(200)
-        self._common_headers(turn.digest, "text/event-stream; charset=utf-8")
-        self.send_header("cache-control", "no-cache")
-        self.send_header("transfer-encoding", "chunked")
-        self.end_headers()
-        if wire == "anthropic":
-            model = str(turn.body["model"])
-            events = [_sse(name, data) for name, data in anthropic_wire.events(turn, model=model)]
-            final: bytes | None = None  # message_stop is the last event itself
-        else:
-            events = [b"data: " + _dumps(chunk) + b"\n\n" for chunk in turn.chunks()]
-            final = b"data: [DONE]\n\n"
-        if spec.malformed or (fault is not None and fault.kind == "malformed"):
-            self._write_chunk(events[0][: len(events[0]) // 2] + b"\n\n")
-            self._write_chunk(b"")
-            return
-        cut = fault.after if fault is not None and fault.kind in STREAM_FAULTS else None
-        for sent, event in enumerate(events):
-            if cut is not None and sent >= cut:
-                break
-            if spec.fail_mid_stream_after is not None and sent >= spec.fail_mid_stream_after:
-                self._abort()
-                return
-            if sent and spec.chunk_delay_ms and self.sim.stopping.wait(spec.chunk_delay_ms / 1000):
-                self._abort()
-                return
-            self._write_chunk(event)
-        if spec.fail_mid_stream_after is not None:
-            self._abort()
-            return
-        if fault is not None and fault.kind == "stall":
-            self.sim.stopping.wait(fault.stall_ms / 1000)
-            self._abort()
-            return
-        if fault is not None and fault.kind == "error_event":
-            message = fault.message or f"provider-sim injected an error event after {fault.after} event(s)"
-            if wire == "anthropic":
-                name, data = anthropic_wire.error_event(message, kind=fault.type or "overloaded_error")
-                self._write_chunk(_sse(name, data))
-            else:
-                error = {"message": message, "type": fault.type or "server_error", "code": None}
-                self._write_chunk(b"data: " + _dumps({"error": error}) + b"\n\n")
-        elif cut is None and final is not None:
-            self._write_chunk(final)
-        self._write_chunk(b"")
-
-    def _write_chunk(self, data: bytes) -> None:
-        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
-        self.wfile.flush()
-
-    def _abort(self) -> None:
-        """Drop the connection without finishing the response (a mid-stream failure)."""
-        self.close_connection = True
-        try:
-            self.wfile.flush()
-            self.connection.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-
-
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
@@ -387,15 +305,6 @@ def _parse_json(raw: bytes) -> Any:
         raise ApiError(400, message) from exc
 
 
-def _dumps(value: Any) -> bytes:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-
-
-def _sse(name: str, data: Any) -> bytes:
-    return f"event: {name}\n".encode() + b"data: " + _dumps(data) + b"\n\n"
-
-
-# --- public API ---------------------------------------------------------------------------
 
 
 @dataclass
@@ -493,7 +402,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """CLI: serve a script until SIGINT/SIGTERM. Exit codes: 0 stopped, 2 bad script or usage."""
     parser = argparse.ArgumentParser(
         prog="python -m replay.provider_sim",
-        description="Serve OpenAI Chat Completions and Anthropic Messages on loopback from a provider-sim script.",
+        description="Serve OpenAI Chat Completions and Anthropic Messages on loopback from a script.",
     )
     parser.add_argument("--script", required=True, type=Path, help="YAML or JSON script file")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
