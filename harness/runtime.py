@@ -75,7 +75,7 @@ def configured_providers(settings: Settings) -> list[ModelClient]:
     from harness.providers.openai_client import OpenAIChatClient
 
     clients: list[ModelClient] = []
-    for name in settings.providers:
+    for name in dict.fromkeys(settings.providers):  # each provider once, first mention wins
         if name == "anthropic":
             clients.append(
                 AnthropicMessagesClient(

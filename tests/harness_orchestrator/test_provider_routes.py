@@ -146,3 +146,21 @@ def test_the_loop_follows_the_tenants_route(
 )
 def test_retry_after_parsing(headers: dict[str, str] | None, expected: float | None) -> None:
     assert retry_after_seconds(headers) == expected
+
+
+def test_harness_providers_setting_builds_the_clients_in_order(tmp_path: Any) -> None:
+    from harness.providers.anthropic_client import AnthropicMessagesClient
+    from harness.providers.openai_client import OpenAIChatClient
+    from harness.runtime import configured_providers
+    from harness.settings import Settings
+
+    settings = Settings(data_dir=tmp_path, providers=["anthropic", "openai", "anthropic"])
+    clients = configured_providers(settings)
+    try:
+        assert [type(c) for c in clients] == [AnthropicMessagesClient, OpenAIChatClient]
+        assert [c.name for c in clients] == ["anthropic", "openai"]
+    finally:
+        for client in clients:
+            client.close()
+    with pytest.raises(ValueError, match="providers"):
+        Settings(data_dir=tmp_path, providers=["vertex"])
