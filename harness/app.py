@@ -15,6 +15,7 @@ from harness import __version__
 from harness.api import auth_failures, problems
 from harness.api.auth_failures import AuthFailures
 from harness.api.limits import BodySizeLimit, RateLimits
+from harness.api.openapi_doc import document_problems
 from harness.api.request_signing import NonceStore
 from harness.api.routes import router
 from harness.database.connect import assert_migrated
@@ -44,6 +45,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     )
     problems.install(app)
     auth_failures.install(app, app.state.auth_failures)
+    document_problems(app)
     app.include_router(router)
     app.add_middleware(
         BodySizeLimit,

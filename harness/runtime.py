@@ -35,6 +35,10 @@ class Runtime:
 
     def close(self) -> None:
         self.engine.dispose()
+        for provider in self.providers:  # release pooled provider connections
+            close = getattr(provider, "close", None)
+            if callable(close):
+                close()
 
 
 def build_runtime(
@@ -46,8 +50,6 @@ def build_runtime(
     providers: list[ModelClient] | None = None,
 ) -> Runtime:
     """Wire a runtime from settings; every seam can be swapped by keyword."""
-    from harness.providers.openai_client import OpenAIChatClient
-
     engine = create_db_engine(settings.resolved_database_url)
     signer = None
     if settings.audit_signing_key is not None:
@@ -62,14 +64,32 @@ def build_runtime(
         sleeper=sleeper or RealSleeper(),
         ids=IdSource(settings.seed),
         sink=sink or NullSink(),
-        providers=providers
-        if providers is not None
-        else [
-            OpenAIChatClient(
-                base_url=settings.provider_base_url,
-                api_key=settings.provider_api_key.get_secret_value(),
-                timeout=settings.provider_timeout_seconds,
-            )
-        ],
+        providers=providers if providers is not None else configured_providers(settings),
         audit_signer=signer,
     )
+
+
+def configured_providers(settings: Settings) -> list[ModelClient]:
+    """One client per entry of ``settings.providers``, in that (default failover) order."""
+    from harness.providers.anthropic_client import AnthropicMessagesClient
+    from harness.providers.openai_client import OpenAIChatClient
+
+    clients: list[ModelClient] = []
+    for name in dict.fromkeys(settings.providers):  # each provider once, first mention wins
+        if name == "anthropic":
+            clients.append(
+                AnthropicMessagesClient(
+                    base_url=settings.anthropic_base_url,
+                    api_key=settings.anthropic_api_key.get_secret_value(),
+                    timeout=settings.provider_timeout_seconds,
+                )
+            )
+        else:
+            clients.append(
+                OpenAIChatClient(
+                    base_url=settings.provider_base_url,
+                    api_key=settings.provider_api_key.get_secret_value(),
+                    timeout=settings.provider_timeout_seconds,
+                )
+            )
+    return clients

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -23,6 +24,11 @@ class Settings(BaseSettings):
     provider_base_url: str = "http://127.0.0.1:8765/v1"
     provider_api_key: SecretStr = SecretStr("sk-sim-local-not-a-secret")
     provider_timeout_seconds: float = 30.0
+    # Model providers this process runs, in default failover order; a tenant's routing
+    # `providers` list may pick and reorder them (JSON list in the env: '["anthropic","openai"]').
+    providers: list[Literal["openai", "anthropic"]] = Field(default=["openai"], min_length=1)
+    anthropic_base_url: str = "http://127.0.0.1:8765"  # the SDK appends /v1/messages
+    anthropic_api_key: SecretStr = SecretStr("sk-sim-local-not-a-secret")
 
     # Determinism: a seed makes ids and jitter reproducible (record/replay); None in production.
     seed: int | None = None

@@ -487,23 +487,26 @@ def select_turn(script: SimScript, body: Mapping[str, Any], digest: str) -> Turn
 
 
 def fault_error(turn: Turn, fault: FaultSpec, attempt: int) -> ApiError:
+    """The error answer of a ``kind: status`` fault (OpenAI shape; the Anthropic wire re-wraps it)."""
+    status = fault.status if fault.status is not None else 500
     of = f" of {fault.times}" if fault.times is not None else ""
     message = fault.message or (
-        f"provider-sim injected HTTP {fault.status} (conversation {turn.conversation!r}, "
+        f"provider-sim injected HTTP {status} (conversation {turn.conversation!r}, "
         f"turn {turn.index}, failure {attempt}{of})"
     )
-    if fault.status == 429:
+    if status == 429:
         default_type, default_code = "requests", "rate_limit_exceeded"
-    elif fault.status >= 500:
+    elif status >= 500:
         default_type, default_code = "server_error", None
     else:
         default_type, default_code = "invalid_request_error", None
     headers = {"retry-after": str(fault.retry_after)} if fault.retry_after is not None else {}
+    if fault.retry_after_ms is not None:
+        headers["retry-after-ms"] = str(fault.retry_after_ms)
     return ApiError(
-        fault.status,
+        status,
         message,
         type=fault.type or default_type,
         code=fault.code or default_code,
         headers=headers,
     )
-

@@ -35,7 +35,8 @@ from replay.errors import FormatVersionError
 CASSETTE_FORMAT_VERSION = 1
 PROVIDER_ORIGIN = "https://provider.sim"
 APP_HOSTS = frozenset({"testserver"})
-KEPT_RESPONSE_HEADERS = frozenset({"content-type"})
+# retry-after(-ms) are kept so a replayed 429 asks for the same wait the recorded one did.
+KEPT_RESPONSE_HEADERS = frozenset({"content-type", "retry-after", "retry-after-ms"})
 
 
 class CassetteMissSignal(BaseException):

@@ -40,6 +40,8 @@ from harness.database.models import Approval, Artifact, Document, Run, RunTransi
 from harness.events import CollectingSink, PromptSent, RetryScheduled
 from harness.jobs.worker import drain
 from harness.orchestrator.prompts import TEMPLATE_NAMES
+from harness.providers.anthropic_client import AnthropicMessagesClient
+from harness.providers.base import ModelClient
 from harness.providers.openai_client import OpenAIChatClient
 from harness.redaction import redact_data
 from harness.runtime import Runtime, build_runtime
@@ -49,6 +51,7 @@ from replay.errors import CassetteMiss, ScenarioError
 from replay.leak_marking import mark_leaks
 from replay.provider_sim import start_simulator
 from replay.scenario import Scenario, StepSpec
+from replay.sim.faults import FaultCounter, FaultInjectingTransport
 
 TRACE_FORMAT_VERSION = 1
 REPLAY_API_KEY = "sk-replay-placeholder"  # never sent anywhere: replay has no network
@@ -93,8 +96,37 @@ def _provider(scenario: Scenario, source: str, *, record: bool) -> Iterator[tupl
     if base and key:
         yield base, key
         return
-    with start_simulator(scenario.sim_script(source)) as sim:
+    # Faults without a response are the transport injector's, in record as in replay.
+    with start_simulator(scenario.sim_script(source), transport_faults=False) as sim:
         yield sim.base_url, "sk-sim-recording"
+
+
+def _clients(
+    scenario: Scenario, source: str, *, base_url: str, api_key: str, record: bool
+) -> list[ModelClient]:
+    """The scenario's provider clients (one simulator serves both wires), behind the fault injector."""
+    faults = FaultCounter()
+    script = scenario.sim_script(source)
+    origin = base_url.removesuffix("/v1")
+    clients: list[ModelClient] = []
+    for name in scenario.providers:
+        transport = FaultInjectingTransport(script, counter=faults)
+        if name == "anthropic":
+            real_base, real_key = os.environ.get("ANTHROPIC_BASE_URL"), os.environ.get("ANTHROPIC_API_KEY")
+            use_real = bool(record and real_base and real_key)  # recording against the real API
+            clients.append(
+                AnthropicMessagesClient(
+                    base_url=str(real_base) if use_real else origin,
+                    api_key=str(real_key) if use_real else api_key,
+                    timeout=30,
+                    transport=transport,
+                )
+            )
+        else:
+            clients.append(
+                OpenAIChatClient(base_url=base_url, api_key=api_key, timeout=30, transport=transport)
+            )
+    return clients
 
 
 @contextmanager
@@ -146,8 +178,8 @@ def run_scenario(
             provider_base_url=base_url,
             **scenario.settings,
         )
-        provider = OpenAIChatClient(base_url=base_url, api_key=api_key, timeout=30)
-        rt = build_runtime(settings, sleeper=RecordingSleeper(), sink=sink, providers=[provider])
+        providers = _clients(scenario, source, base_url=base_url, api_key=api_key, record=record)
+        rt = build_runtime(settings, sleeper=RecordingSleeper(), sink=sink, providers=providers)
         stack.callback(rt.close)
         tokens = _seed_tenants(rt, scenario)
         client = stack.enter_context(TestClient(create_app(runtime=rt), raise_server_exceptions=True))

@@ -1,9 +1,10 @@
-"""A loopback HTTP server speaking OpenAI Chat Completions, answering from a script.
+"""A loopback HTTP server speaking OpenAI Chat Completions and Anthropic Messages, from a script.
 
 Test infrastructure only (the harness never imports it): recording cassettes, and faults
 a cassette cannot hold (status errors, delays, malformed bodies, streams cut mid-way).
 
-``POST /v1/chat/completions`` answers are a pure function of the request and the script
+``POST /v1/chat/completions`` (OpenAI) and ``POST /v1/messages`` (Anthropic, JSON or named SSE
+events, :mod:`replay.sim.anthropic_wire`) answers are a pure function of the request and the script
 (:mod:`replay.sim_script`): the conversation is the first rule whose ``match`` holds, the
 turn is the number of assistant messages already in ``messages``. Statuses:
 
@@ -19,7 +20,9 @@ turn is the number of assistant messages already in ``messages``. Statuses:
 Per-turn timing and stream faults: ``delay_ms`` waits before any answer, ``chunk_delay_ms``
 spaces stream chunks, ``fail_mid_stream_after: K`` sends K chunk events then drops the
 connection (no ``[DONE]``), ``malformed`` answers 200 with the body (or the first stream
-event) cut in half. No ``Date`` header and no wall clock: equal requests get equal bytes.
+event) cut in half. ``fault.kind`` selects the rest of the catalogue (timeouts, resets, empty
+body, stream cut, error event, stall: :class:`replay.sim_script.FaultSpec`). No ``Date`` header
+and no wall clock: equal requests get equal bytes.
 
 Run it alone with ``python -m replay.provider_sim --script FILE [--host H] [--port P]``.
 """
@@ -36,7 +39,7 @@ import sys
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any, cast
@@ -49,7 +52,16 @@ from replay._sim_wire import (
     select_turn,
     validate_chat_request,
 )
-from replay.sim_script import SimScript, SimScriptError, load_script
+from replay.sim import anthropic_wire
+from replay.sim.faults import FaultCounter
+from replay.sim.streaming import StreamingHandler, dumps
+from replay.sim_script import (
+    STREAM_FAULTS,
+    TRANSPORT_FAULTS,
+    SimScript,
+    SimScriptError,
+    load_script,
+)
 
 __all__ = [
     "MAX_BODY_BYTES",
@@ -62,6 +74,7 @@ __all__ = [
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
 _CHAT_PATH = "/v1/chat/completions"
+_PATHS = {_CHAT_PATH: "openai", anthropic_wire.MESSAGES_PATH: "anthropic"}
 _HIDDEN_HEADERS = frozenset({"authorization", "api-key", "x-api-key", "cookie"})
 
 
@@ -86,32 +99,27 @@ class _SimServer(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], script: SimScript) -> None:
+    def __init__(self, address: tuple[str, int], script: SimScript, *, transport_faults: bool) -> None:
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         super().__init__(address, _Handler)
         self.script = script
+        self.transport_faults = transport_faults
         self.lock = threading.Lock()
         self.stopping = threading.Event()
-        self.fault_counts: dict[tuple[str, int, str], int] = {}
+        self.faults = FaultCounter()
         self.log: list[RecordedRequest] = []
         self.connections: set[socket.socket] = set()
 
     def take_fault(self, turn: Turn) -> int | None:
-        """Count one failure of ``turn`` if its fault is still armed; the failure number."""
+        """Count one failure of ``turn`` if its fault is still armed (and ours to inject)."""
         fault = turn.spec.fault
-        if fault is None:
-            return None
-        key = (turn.conversation, turn.index, turn.digest)
-        with self.lock:
-            done = self.fault_counts.get(key, 0)
-            if fault.times is not None and done >= fault.times:
-                return None
-            self.fault_counts[key] = done + 1
-            return done + 1
+        if fault is None or (fault.kind in TRANSPORT_FAULTS and not self.transport_faults):
+            return None  # a FaultInjectingTransport in front of us injects these
+        return self.faults.take(turn)
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(StreamingHandler):
     protocol_version = "HTTP/1.1"
     server_version = "provider-sim"
     sys_version = ""
@@ -120,6 +128,9 @@ class _Handler(BaseHTTPRequestHandler):
     @property
     def sim(self) -> _SimServer:
         return cast(_SimServer, self.server)
+
+    def _stopping(self) -> threading.Event:
+        return self.sim.stopping
 
     def setup(self) -> None:
         super().setup()
@@ -164,25 +175,33 @@ class _Handler(BaseHTTPRequestHandler):
     def _dispatch(self) -> None:
         body: Any = None
         request_id = hashlib.sha256(self.path.encode()).hexdigest()
+        path = self.path.split("?")[0]
+        wire = _PATHS.get(path, "openai")
         try:
             raw = self._read_body()
             request_id = hashlib.sha256(raw).hexdigest()
-            if self.path.split("?")[0] != _CHAT_PATH:
-                raise ApiError(
-                    404, f"Invalid URL ({self.command} {self.path})", code="unknown_url"
-                )
+            if path not in _PATHS:
+                raise ApiError(404, f"Invalid URL ({self.command} {self.path})", code="unknown_url")
             if self.command != "POST":
-                raise ApiError(405, f"Method {self.command} not allowed on {_CHAT_PATH}; use POST")
-            self._check_auth()
+                raise ApiError(405, f"Method {self.command} not allowed on {path}; use POST")
+            self._check_auth(wire)
             body = _parse_json(raw)
             request_id = request_digest(body)
-            validate_chat_request(body)
-            turn = select_turn(self.sim.script, body, request_id)
+            if wire == "anthropic":
+                anthropic_wire.validate_messages_request(body)
+                turn = select_turn(self.sim.script, anthropic_wire.neutral_body(body), request_id)
+            else:
+                validate_chat_request(body)
+                turn = select_turn(self.sim.script, body, request_id)
         except ApiError as err:
             self._record(body, err.status)
-            self._send(err.status, _dumps(err.payload), request_id, err.headers)
+            self._send_error(err, request_id, wire)
             return
-        self._answer(turn)
+        self._answer(turn, wire, body)
+
+    def _send_error(self, err: ApiError, request_id: str, wire: str) -> None:
+        payload = anthropic_wire.error_payload(err) if wire == "anthropic" else err.payload
+        self._send(err.status, dumps(payload), request_id, err.headers)
 
     def _read_body(self) -> bytes:
         length = self.headers.get("content-length")
@@ -196,7 +215,17 @@ class _Handler(BaseHTTPRequestHandler):
             raise ApiError(413, f"Request body must be at most {MAX_BODY_BYTES} bytes.")
         return self.rfile.read(int(length))
 
-    def _check_auth(self) -> None:
+    def _check_auth(self, wire: str) -> None:
+        if wire == "anthropic":
+            scheme, _, token = (self.headers.get("authorization") or "").partition(" ")
+            bearer = scheme.lower() == "bearer" and token.strip()
+            if not (self.headers.get("x-api-key") or "").strip() and not bearer:
+                raise ApiError(
+                    401, "x-api-key or Authorization: Bearer is required (the simulator accepts any key)"
+                )
+            if not self.headers.get("anthropic-version"):
+                raise ApiError(400, "anthropic-version header is required")
+            return
         scheme, _, key = (self.headers.get("authorization") or "").partition(" ")
         if scheme.lower() != "bearer" or not key.strip():
             message = (
@@ -205,24 +234,44 @@ class _Handler(BaseHTTPRequestHandler):
             )
             raise ApiError(401, message, code="invalid_api_key")
 
-    def _answer(self, turn: Turn) -> None:
+    def _answer(self, turn: Turn, wire: str, raw_body: Any) -> None:
         spec = turn.spec
         if spec.delay_ms and self.sim.stopping.wait(spec.delay_ms / 1000):
             self._abort()
             return
+        streamed = bool(turn.body.get("stream"))
         attempt = self.sim.take_fault(turn)
-        if spec.fault is not None and attempt is not None:
-            err = fault_error(turn, spec.fault, attempt)
-            self._record(turn.body, err.status, turn)
-            self._send(err.status, _dumps(err.payload), turn.digest, err.headers)
+        fault = spec.fault if attempt is not None else None
+        if fault is not None and fault.kind in STREAM_FAULTS and not streamed:
+            err = ApiError(
+                422,
+                f"provider-sim: fault kind {fault.kind!r} needs a streamed request (route `stream: true`)",
+                type="simulator_error",
+                code="fault_needs_stream",
+            )
+            self._record(raw_body, 422, turn)
+            self._send_error(err, turn.digest, wire)
             return
-        self._record(turn.body, 200, turn)
-        if turn.body.get("stream"):
-            self._stream(turn)
+        if fault is not None and fault.kind == "status":
+            err = fault_error(turn, fault, attempt or 1)
+            self._record(raw_body, err.status, turn)
+            self._send_error(err, turn.digest, wire)
             return
-        payload = _dumps(turn.completion())
-        if spec.malformed:
+        self._record(raw_body, 200, turn)
+        if fault is not None and self._connection_fault(fault):
+            return
+        if streamed:
+            self._stream(turn, wire, fault)
+            return
+        if wire == "anthropic":
+            answer = anthropic_wire.message(turn, model=raw_body["model"])
+        else:
+            answer = turn.completion()
+        payload = dumps(answer)
+        if spec.malformed or (fault is not None and fault.kind == "malformed"):
             payload = payload[: len(payload) // 2]
+        if fault is not None and fault.kind == "empty_body":
+            payload = b""
         self._send(200, payload, turn.digest)
 
     def _send(
@@ -241,46 +290,6 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("x-request-id", f"req_sim_{request_id[:24]}")
         self.send_header("openai-processing-ms", "1")
 
-    def _stream(self, turn: Turn) -> None:
-        spec = turn.spec
-        self.send_response(200)
-        self._common_headers(turn.digest, "text/event-stream; charset=utf-8")
-        self.send_header("cache-control", "no-cache")
-        self.send_header("transfer-encoding", "chunked")
-        self.end_headers()
-        events = [b"data: " + _dumps(chunk) + b"\n\n" for chunk in turn.chunks()]
-        if spec.malformed:
-            self._write_chunk(events[0][: len(events[0]) // 2] + b"\n\n")
-            self._write_chunk(b"")
-            return
-        for sent, event in enumerate(events):
-            if spec.fail_mid_stream_after is not None and sent >= spec.fail_mid_stream_after:
-                self._abort()
-                return
-            if sent and spec.chunk_delay_ms and self.sim.stopping.wait(spec.chunk_delay_ms / 1000):
-                self._abort()
-                return
-            self._write_chunk(event)
-        if spec.fail_mid_stream_after is not None:
-            self._abort()
-            return
-        self._write_chunk(b"data: [DONE]\n\n")
-        self._write_chunk(b"")
-
-    def _write_chunk(self, data: bytes) -> None:
-        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
-        self.wfile.flush()
-
-    def _abort(self) -> None:
-        """Drop the connection without finishing the response (a mid-stream failure)."""
-        self.close_connection = True
-        try:
-            self.wfile.flush()
-            self.connection.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-
-
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
@@ -296,11 +305,6 @@ def _parse_json(raw: bytes) -> Any:
         raise ApiError(400, message) from exc
 
 
-def _dumps(value: Any) -> bytes:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-
-
-# --- public API ---------------------------------------------------------------------------
 
 
 @dataclass
@@ -320,6 +324,12 @@ class SimulatorHandle:
         return f"http://{host}:{self.port}/v1"
 
     @property
+    def origin(self) -> str:
+        """The bare origin, the Anthropic ``base_url`` (the SDK adds ``/v1/messages``)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
     def script(self) -> SimScript:
         """The script being answered from."""
         return self._server.script
@@ -334,7 +344,7 @@ class SimulatorHandle:
         """Forget received requests and re-arm every fault's ``times`` counter."""
         with self._server.lock:
             self._server.log.clear()
-            self._server.fault_counts.clear()
+        self._server.faults.clear()
 
     def stop(self) -> None:
         """Stop serving, cut open connections and release the port; idempotent."""
@@ -364,11 +374,19 @@ class SimulatorHandle:
 
 
 def start_simulator(
-    script: SimScript | Path | str, *, host: str = "127.0.0.1", port: int = 0
+    script: SimScript | Path | str,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    transport_faults: bool = True,
 ) -> SimulatorHandle:
-    """Serve ``script`` on ``host:port`` (0 picks a free port) from a background thread."""
+    """Serve ``script`` on ``host:port`` (0 picks a free port) from a background thread.
+
+    ``transport_faults=False`` leaves faults that have no response (timeouts, resets) to a
+    :class:`replay.sim.faults.FaultInjectingTransport` in front (the replay engine's setup).
+    """
     loaded = script if isinstance(script, SimScript) else load_script(script)
-    server = _SimServer((host, port), loaded)
+    server = _SimServer((host, port), loaded, transport_faults=transport_faults)
     bound_host, bound_port = server.server_address[:2]
     thread = threading.Thread(
         target=server.serve_forever,
@@ -384,7 +402,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """CLI: serve a script until SIGINT/SIGTERM. Exit codes: 0 stopped, 2 bad script or usage."""
     parser = argparse.ArgumentParser(
         prog="python -m replay.provider_sim",
-        description="Serve OpenAI Chat Completions on loopback from a provider-sim script.",
+        description="Serve OpenAI Chat Completions and Anthropic Messages on loopback from a script.",
     )
     parser.add_argument("--script", required=True, type=Path, help="YAML or JSON script file")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")

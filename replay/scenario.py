@@ -87,6 +87,9 @@ class Scenario(_Model):
     settings: dict[str, Any] = Field(default_factory=dict)
     tenants: list[TenantSpec] = Field(min_length=1)
     model_script: dict[str, Any]
+    # The provider clients the harness runs, in default failover order (a tenant's routing
+    # `providers` picks among them); one simulator answers both wires.
+    providers: list[Literal["openai", "anthropic"]] = Field(default=["openai"], min_length=1)
     steps: list[StepSpec] = Field(min_length=1)
 
     @field_validator("settings")

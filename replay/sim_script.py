@@ -65,15 +65,57 @@ class ToolCallSpec(_Model):
         return json.dumps(self.arguments, ensure_ascii=False, separators=(",", ":"))
 
 
-class FaultSpec(_Model):
-    """An HTTP error answered instead of the turn, the first ``times`` times (always if omitted)."""
+FaultKind = Literal[
+    "status",
+    "connect_timeout",
+    "read_timeout",
+    "reset_before_headers",
+    "reset_after_headers",
+    "empty_body",
+    "malformed",
+    "stream_cut",
+    "error_event",
+    "stall",
+]
+# Faults that leave no response to record: in a scenario the replay engine injects them at the
+# SDK's transport (replay.sim.faults), identically when recording and replaying.
+TRANSPORT_FAULTS: frozenset[str] = frozenset(
+    {"connect_timeout", "read_timeout", "reset_before_headers", "reset_after_headers", "stall"}
+)
+# Faults that only make sense inside a streamed answer.
+STREAM_FAULTS: frozenset[str] = frozenset({"stream_cut", "error_event", "stall"})
 
-    status: int = Field(ge=400, le=599)
+
+class FaultSpec(_Model):
+    """A failure answered instead of the turn, the first ``times`` times (always if omitted).
+
+    ``kind: status`` (the default) answers HTTP ``status`` with an error body (``retry_after``
+    and ``retry_after_ms`` add those headers). The other kinds: ``connect_timeout`` (transport
+    only), ``read_timeout`` (no answer for ``stall_ms``), ``reset_before_headers`` /
+    ``reset_after_headers`` (the connection dropped), ``empty_body`` (200, no bytes),
+    ``malformed`` (200, half a JSON body), and for streamed requests ``stream_cut`` (``after``
+    events, then a clean end without the final event), ``error_event`` (``after`` events, then an
+    error event) and ``stall`` (``after`` events, then silence for ``stall_ms``).
+    """
+
+    kind: FaultKind = "status"
+    status: int | None = Field(default=None, ge=400, le=599)
     message: str | None = None
     type: str | None = None
     code: str | None = None
     times: int | None = Field(default=None, ge=1)
     retry_after: int | None = Field(default=None, ge=0)
+    retry_after_ms: int | None = Field(default=None, ge=0)
+    after: int = Field(default=1, ge=0, description="stream events sent before a stream fault")
+    stall_ms: int = Field(default=10_000, ge=1, description="read_timeout/stall: silence length")
+
+    @model_validator(mode="after")
+    def _status_iff_status_kind(self) -> FaultSpec:
+        if self.kind == "status" and self.status is None:
+            raise ValueError("a `status` fault needs `status` (e.g. 503), or set `kind`")
+        if self.kind != "status" and self.status is not None:
+            raise ValueError(f"`status` applies to kind `status` only, not {self.kind!r}")
+        return self
 
 
 class TurnSpec(_Model):

@@ -34,6 +34,7 @@ from harness.observability import GUARD_DECISIONS, get_logger
 from harness.orchestrator import prompts
 from harness.providers.base import ChatRequest, ChatResponse
 from harness.providers.resilience import CircuitBreaker, RetryPolicy, call_with_resilience
+from harness.providers.routed import route_clients
 from harness.redaction import redact, redact_data
 from harness.retrieval import retrieve
 from harness.runs.service import transition
@@ -202,8 +203,9 @@ def _loop(rt: Runtime, run_id: str) -> RunStatus:
                 model=run.model, messages=redact_data(messages), tools=tools, temperature=0, seed=run.seed
             )
             tenant_id, call_no = run.tenant_id, model_calls
+            routing = dict(session.get_one(Tenant, tenant_id).routing)
             expected_seq = _next_seq(session, run_id)
-        provider, answer = _call_model(rt, run_id, call_no, request, guard if call_no == 0 else [])
+        provider, answer = _call_model(rt, run_id, call_no, request, guard if call_no == 0 else [], routing)
         with unit_of_work(rt.sessions) as session:
             run = session.execute(select(Run).where(Run.id == run_id).with_for_update()).scalar_one()
             if run.status != RunStatus.RUNNING or _next_seq(session, run_id) != expected_seq:
@@ -259,17 +261,23 @@ def _loop(rt: Runtime, run_id: str) -> RunStatus:
 
 
 def _call_model(
-    rt: Runtime, run_id: str, call_no: int, request: ChatRequest, guard: list[dict[str, Any]]
+    rt: Runtime,
+    run_id: str,
+    call_no: int,
+    request: ChatRequest,
+    guard: list[dict[str, Any]],
+    routing: dict[str, Any],
 ) -> tuple[str, ChatResponse]:
-    if not rt.providers:
-        raise ProviderError("no model provider is configured")
+    # The tenant's route (primary, then fallbacks) becomes one resilient call; every guardrail
+    # sits around that call, so whichever provider answers passes the same checks.
+    providers = route_clients(rt.providers, routing)
     for verdict in guard:
         GUARD_DECISIONS.labels(source=verdict["source"], action=verdict["action"]).inc()
     rt.sink.emit(
         PromptSent(
             run_id=run_id,
             call=call_no,
-            provider=rt.providers[0].name,
+            provider=providers[0].name,
             model=request.model,
             temperature=request.temperature,
             seed=request.seed,
@@ -293,7 +301,7 @@ def _call_model(
 
     provider, answer = call_with_resilience(
         request,
-        providers=rt.providers,
+        providers=providers,
         breakers=rt.breakers,
         policy=RetryPolicy(
             rt.settings.retry_max_attempts, rt.settings.retry_base_delay, rt.settings.retry_max_delay

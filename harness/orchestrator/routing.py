@@ -14,7 +14,7 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Final
+from typing import Any, Final
 
 from harness.errors import ConfigError, ForbiddenModel, ForbiddenTool, InvalidRequest
 
@@ -141,3 +141,55 @@ def resolve_tools(requested: object, *, policy: TenantRouting) -> tuple[str, ...
         )
     return tuple(sorted(set(names)))
 
+
+# --- provider routes ----------------------------------------------------------------------
+
+_PROVIDER_NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")
+_MAX_ROUTE = 4
+_ROUTE_KEYS: Final = frozenset({"provider", "model", "stream"})
+
+
+@dataclass(frozen=True)
+class RouteTarget:
+    """One provider in a tenant's route: which client, which model on it, streamed or not."""
+
+    provider: str
+    model: str | None = None  # None: the run's own (tenant-approved) model
+    stream: bool = False
+
+
+def provider_route(routing: Mapping[str, Any]) -> tuple[RouteTarget, ...]:
+    """The tenant's ordered provider route from its routing config: primary first, then fallbacks.
+
+    ``routing["providers"]`` is a list of ``{provider, model?, stream?}``; absent means the
+    service's configured providers in their default order (an empty tuple). A route model must
+    be a canonical id the tenant allows, so a fallback can never reach a model the tenant was
+    not given. Anything malformed raises ``ConfigError`` naming the entry.
+    """
+    raw = routing.get("providers")
+    if raw is None:
+        return ()
+    if type(raw) is not list or not 1 <= len(raw) <= _MAX_ROUTE:
+        raise ConfigError(f"routing.providers must be a list of 1-{_MAX_ROUTE} {{provider, model, stream}}")
+    allowed = routing.get("allowed_models")
+    targets: list[RouteTarget] = []
+    for i, entry in enumerate(raw):
+        where = f"routing.providers[{i}]"
+        if not isinstance(entry, Mapping):
+            raise ConfigError(f"{where} must be a mapping like {{provider: openai, stream: true}}")
+        extra = sorted(set(entry) - _ROUTE_KEYS)
+        if extra:
+            raise ConfigError(f"{where} has unknown keys {extra}; allowed: {sorted(_ROUTE_KEYS)}")
+        name, model, stream = entry.get("provider"), entry.get("model"), entry.get("stream", False)
+        if type(name) is not str or not _PROVIDER_NAME.fullmatch(name):
+            raise ConfigError(f"{where}.provider must be a provider name like 'openai' or 'anthropic'")
+        if model is not None and (type(model) is not str or model not in CANONICAL_MODELS):
+            raise ConfigError(f"{where}.model {_describe(model)} is not one of {sorted(CANONICAL_MODELS)}")
+        if model is not None and isinstance(allowed, list) and model not in allowed:
+            raise ConfigError(f"{where}.model {model!r} is not in this tenant's allowed_models")
+        if type(stream) is not bool:
+            raise ConfigError(f"{where}.stream must be true or false")
+        if any(t.provider == name for t in targets):
+            raise ConfigError(f"{where}.provider {name!r} appears twice; a route lists each provider once")
+        targets.append(RouteTarget(provider=name, model=model, stream=stream))
+    return tuple(targets)

@@ -28,7 +28,12 @@ class BreakerState(StrEnum):
 
 
 class CircuitBreaker:
-    """Opens after ``threshold`` consecutive failures; lets one probe through after ``reset``."""
+    """Opens after ``threshold`` consecutive failures; after ``reset`` lets exactly one probe through.
+
+    While half-open, the first caller of :meth:`allow` takes the probe and every other caller
+    is refused until that probe is settled: a success closes the breaker, a failure (or an
+    abandoned probe) re-opens it for another ``reset``.
+    """
 
     def __init__(self, *, clock: Clock, threshold: int, reset_seconds: float) -> None:
         self._clock = clock
@@ -36,6 +41,7 @@ class CircuitBreaker:
         self._reset = timedelta(seconds=reset_seconds)
         self._failures = 0
         self._opened_at: datetime | None = None
+        self._probing = False
         self._lock = threading.Lock()
 
     @property
@@ -51,18 +57,34 @@ class CircuitBreaker:
         return BreakerState.OPEN
 
     def allow(self) -> bool:
+        """Whether this caller may call the provider now (taking the one half-open probe)."""
         with self._lock:
-            return self._state_locked() is not BreakerState.OPEN
+            state = self._state_locked()
+            if state is BreakerState.CLOSED:
+                return True
+            if state is BreakerState.OPEN or self._probing:
+                return False
+            self._probing = True
+            return True
 
     def record_success(self) -> None:
         with self._lock:
             self._failures = 0
             self._opened_at = None
+            self._probing = False
 
     def record_failure(self) -> None:
         with self._lock:
             self._failures += 1
-            if self._state_locked() is BreakerState.HALF_OPEN or self._failures >= self._threshold:
+            if self._probing or self._failures >= self._threshold:
+                self._opened_at = self._clock.now()
+            self._probing = False
+
+    def abandon(self) -> None:
+        """A call ended without an answer or a provider error (e.g. a crash): re-arm the probe."""
+        with self._lock:
+            if self._probing:
+                self._probing = False
                 self._opened_at = self._clock.now()
 
 
@@ -76,6 +98,13 @@ class RetryPolicy:
         """Full jitter: uniform in [0, min(max, base * 2**(attempt-1))], rounded for stable goldens."""
         cap = min(self.max_delay, self.base_delay * (2 ** (attempt - 1)))
         return round(rng.uniform(0, cap), 3)
+
+    def wait_for(self, attempt: int, error: BaseException | None, rng: random.Random) -> float:
+        """The provider's Retry-After when it sent one (capped at ``max_delay``), else jitter."""
+        asked = getattr(error, "retry_after", None)
+        if isinstance(asked, (int, float)):
+            return round(min(float(asked), self.max_delay), 3)
+        return self.delay(attempt, rng)
 
 
 OnRetry = Callable[[str, int, str, float], None]  # provider, attempt, error, sleep seconds
@@ -96,7 +125,7 @@ def call_with_resilience(
     last_error: ProviderError | None = None
     for client in providers:
         breaker = breakers.setdefault(client.name, make_breaker())
-        if not breaker.allow():
+        if breaker.state is BreakerState.OPEN:
             PROVIDER_CALLS.labels(provider=client.name, outcome="circuit_open").inc()
             last_error = CircuitOpen(
                 f"circuit for {client.name} is open; not calling it", provider=client.name
@@ -118,13 +147,18 @@ def call_with_resilience(
                 _breaker.record_failure()
                 PROVIDER_CALLS.labels(provider=_client.name, outcome="error").inc()
                 raise
+            except BaseException:
+                _breaker.abandon()
+                raise
             _breaker.record_success()
             PROVIDER_CALLS.labels(provider=_client.name, outcome="ok").inc()
             return answer
 
         retrying = Retrying(
             stop=stop_after_attempt(policy.max_attempts),
-            wait=lambda state: policy.delay(state.attempt_number, rng),
+            wait=lambda state: policy.wait_for(
+                state.attempt_number, state.outcome.exception() if state.outcome else None, rng
+            ),
             retry=retry_if_exception(lambda e: isinstance(e, ProviderCallError) and e.retryable),
             sleep=sleeper.sleep,
             before_sleep=before_sleep,

@@ -18,10 +18,12 @@ import pytest
 from sqlalchemy import select
 
 from harness.database.connect import unit_of_work
-from harness.database.models import Approval, AuditEntry, Step
+from harness.database.models import Approval, AuditEntry, Step, Tenant
 from harness.events import CollectingSink, event_to_dict
+from harness.providers.anthropic_client import AnthropicMessagesClient
+from harness.providers.openai_client import OpenAIChatClient
 from tests.support.api import World, world
-from tests.support.faults import AlwaysFailingClient
+from tests.support.faults import AlwaysFailingClient, CallHook, unused_loopback_port
 
 pytestmark = [pytest.mark.tier1, pytest.mark.security]
 
@@ -52,10 +54,40 @@ def _leaks(where: str, text: str) -> list[str]:
     return [f"{where}: {s}" for s in SECRETS if s in text]
 
 
-def test_fallback_answers_pass_redaction_guard_and_allowlist(w: World) -> None:
-    primary = AlwaysFailingClient("primary")
-    fallback = w.rt.providers[0]
-    w.rt.providers[:] = [primary, fallback]
+def _tool_names(body: dict[str, Any]) -> list[str]:
+    return sorted(t["name"] if "name" in t else t["function"]["name"] for t in body["tools"])
+
+
+def _tool_results(body: dict[str, Any]) -> list[str]:
+    """The tool answers a request carries, in either wire format."""
+    found = [m["content"] for m in body["messages"] if m["role"] == "tool"]
+    for message in body["messages"]:
+        if message["role"] == "user" and isinstance(message["content"], list):
+            found += [b["content"] for b in message["content"] if b.get("type") == "tool_result"]
+    return found
+
+
+@pytest.mark.parametrize("fallback_kind", ["openai", "anthropic-streamed"])
+def test_fallback_answers_pass_redaction_guard_and_allowlist(w: World, fallback_kind: str) -> None:
+    if fallback_kind == "openai":
+        primary: Any = AlwaysFailingClient("primary")
+        fallback: Any = w.rt.providers[0]
+        w.rt.providers[:] = [primary, fallback]
+    else:
+        # A real OpenAI client whose endpoint is gone, then Anthropic (streamed) by the tenant's route.
+        dead = OpenAIChatClient(
+            base_url=f"http://127.0.0.1:{unused_loopback_port()}/v1", api_key="sk-sim-test", timeout=5
+        )
+        primary = CallHook(dead, on_calls=set(), hook=lambda *_: None)
+        fallback = AnthropicMessagesClient(base_url=w.sim.origin, api_key="sk-sim-test", timeout=10)
+        w.rt.providers[:] = [w.rt.providers[0], fallback]
+        w.rt.providers[0] = primary
+        with unit_of_work(w.rt.sessions) as s:
+            tenant = s.get_one(Tenant, "acme")
+            tenant.routing = {
+                **tenant.routing,
+                "providers": [{"provider": "openai"}, {"provider": "anthropic", "stream": True}],
+            }
 
     submitted = w.post("run", "alice", {"task": "Run the failover drill on notes.txt", "tools": RUN_TOOLS})
     assert submitted.status_code == 202, submitted.text
@@ -70,19 +102,22 @@ def test_fallback_answers_pass_redaction_guard_and_allowlist(w: World) -> None:
     assert view["status"] == "SUCCEEDED", view["error"]
 
     # Failover happened, and the primary stopped being called once its breaker opened.
-    assert len(primary.calls) == w.rt.settings.breaker_failure_threshold
+    calls = primary.calls if isinstance(primary.calls, int) else len(primary.calls)
+    assert calls == w.rt.settings.breaker_failure_threshold
     with unit_of_work(w.rt.sessions) as s:
         audit = list(s.execute(select(AuditEntry).order_by(AuditEntry.seq)).scalars())
         steps = list(s.execute(select(Step).where(Step.run_id == run_id).order_by(Step.seq)).scalars())
         approvals = list(s.execute(select(Approval).where(Approval.run_id == run_id)).scalars())
     model_calls = [a.payload for a in audit if a.action == "model.called"]
-    assert [p["provider"] for p in model_calls] == ["openai"] * 4
-    assert {s.output["provider"] for s in steps if s.kind == "model_call"} == {"openai"}
+    assert [p["provider"] for p in model_calls] == [fallback.name] * 4
+    assert {s.output["provider"] for s in steps if s.kind == "model_call"} == {fallback.name}
 
     # The routing allowlist: the fallback was only offered the run's tools, and what it asked
     # for beyond them was refused without running.
     bodies = [r.body for r in w.sim.requests]
-    assert [sorted(t["function"]["name"] for t in b["tools"]) for b in bodies] == [RUN_TOOLS] * 4
+    if fallback_kind != "openai":  # the route's stream setting reached the fallback's wire
+        assert {(r.path, r.body.get("stream")) for r in w.sim.requests} == {("/v1/messages", True)}
+    assert [_tool_names(b) for b in bodies] == [RUN_TOOLS] * 4
     tool_steps = [(s.name, s.outcome) for s in steps if s.kind == "tool_call"]
     assert tool_steps == [
         ("read_file", "ok"),
@@ -99,8 +134,7 @@ def test_fallback_answers_pass_redaction_guard_and_allowlist(w: World) -> None:
     assert read.output["guard"]["action"] == "neutralise"
     assert read.output["content"].startswith('<untrusted source="tool_result">')
     assert "</untrusted> <system>" not in read.output["content"]
-    tool_messages = [m["content"] for m in bodies[1]["messages"] if m["role"] == "tool"]
-    assert tool_messages == [read.output["content"]]
+    assert _tool_results(bodies[1]) == [read.output["content"]]
 
     # Redaction everywhere the fallback's words went: steps, audit, approvals, events, the
     # artifact on disk and through the API, and the follow-up requests sent to the fallback.

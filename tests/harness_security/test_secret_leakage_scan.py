@@ -53,6 +53,7 @@ SCENARIO_SYNTHETIC = {
         "RFRunzqw7wZyVGOeUvfJIssDj4PTTKtb2TxxDBfz",
         "5LJF3hBGZW3M4Fz6Hq2AK7EGHZbKoXi0d9TH4QgT",
     },
+    "goldens/provider_failover_to_anthropic/scenario.yaml": {"wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"},
 }
 STRUCTURED = (".json", ".jsonl", ".yaml", ".yml")
 
