@@ -62,31 +62,45 @@ def main() -> None:
 @click.option(
     "--unreferenced",
     type=click.Choice(["reject", "warn", "delete"]),
-    default="reject",
-    show_default=True,
-    help="What to do with stray goldens/cassettes and pending .new files.",
+    default=None,
+    help="Strays and pending .new files: reject (default), warn or delete; an explicit "
+    "`reject` also fails on cassette interactions replay never used (a warning otherwise).",
 )
 @click.option("--junit-xml", type=click.Path(dir_okay=False, path_type=Path), help="Write a JUnit report.")
 @click.option("--markdown", type=click.Path(dir_okay=False, path_type=Path), help="Write a PR comment.")
 @click.option("--json", "as_json", is_flag=True, help="Print the machine-readable report instead of text.")
 @click.option("--color/--no-color", default=None, help="Colour the text report (default: when a TTY).")
+@click.option(
+    "--allow-demo-key",
+    is_flag=True,
+    help="Accept signatures by a key whose private half is in the repository (the demo only).",
+)
+@click.option("--quiet", is_flag=True, help="No progress; print only failing scenarios and the summary.")
 def check(
     root: Path,
     names: tuple[str, ...],
     repeat: int,
-    unreferenced: str,
+    unreferenced: str | None,
     junit_xml: Path | None,
     markdown: Path | None,
     as_json: bool,
     color: bool | None,
+    allow_demo_key: bool,
+    quiet: bool,
 ) -> None:
     """Replay goldens offline and diff them (the PR gate). Writes trace.json.new on mismatch (never in CI)."""
     from replay.gate import Unreferenced
     from replay.gate import check as run_check
     from replay.report import render_json, render_junit_xml, render_markdown, render_text
 
+    store = GoldenStore(root)
     outcome = run_check(
-        GoldenStore(root), names, repeat=repeat, ci=ci_mode(), unreferenced=Unreferenced(unreferenced)
+        store,
+        names,
+        repeat=repeat,
+        ci=ci_mode(),
+        unreferenced=Unreferenced(unreferenced) if unreferenced else None,
+        allow_demo_key=allow_demo_key,
     )
     results = list(outcome.results)
     if junit_xml:
@@ -95,8 +109,20 @@ def check(
         markdown.write_text(render_markdown(results), encoding="utf-8")
     for warning in outcome.warnings:
         click.echo(f"warning: {warning}", err=True)
+    if allow_demo_key:
+        from replay.trust import demo_key_warning
+
+        demo = demo_key_warning(store)
+        if demo:
+            click.echo(f"warning: {demo}", err=True)
     if as_json:
         click.echo(render_json(results))
+    elif quiet:
+        from replay.report import summary_line
+
+        failing = [r for r in results if r.status.failed]
+        paint = sys.stdout.isatty() if color is None else color
+        click.echo((render_text(failing, color=paint) if failing else "") + summary_line(results))
     else:
         click.echo(render_text(results, color=sys.stdout.isatty() if color is None else color))
     sys.exit(EXIT_OK if outcome.ok else EXIT_FAILED)
@@ -238,16 +264,49 @@ def reject(root: Path, names: tuple[str, ...]) -> None:
     help="Directory of *.pub.json keys to trust (default: goldens/keys).",
 )
 @click.option("--json", "as_json", is_flag=True)
-def verify(root: Path, trusted_keys: Path | None, as_json: bool) -> None:
-    """The auditor's command: signatures, hash chains, approvals; public keys only."""
+@click.option(
+    "--allow-demo-key",
+    is_flag=True,
+    help="Accept signatures by a key whose private half is in the repository (the demo only).",
+)
+@click.option(
+    "--since",
+    "since",
+    multiple=True,
+    metavar="REF|SHA256",
+    help="Prove every approvals chain only grew since this git ref or approval-line digest.",
+)
+def verify(
+    root: Path, trusted_keys: Path | None, as_json: bool, allow_demo_key: bool, since: tuple[str, ...]
+) -> None:
+    """The auditor's command: trust policy, signatures, hash chains, approvals; public keys only."""
     from harness.integrity import TrustedKeys
-    from replay.signing import load_trusted_keys, render_verify_table, verify_all, verify_json
+    from replay.signing import render_verify_table, verify_json
+    from replay.trust import DEMO_KEY_PROBLEM, demo_key_warning, since_problems, verify_under_policy
 
     store = GoldenStore(root)
-    trusted = TrustedKeys.load_dir(trusted_keys) if trusted_keys else load_trusted_keys(store)
-    results = verify_all(store, trusted)
-    click.echo(verify_json(results) if as_json else render_verify_table(results))
-    sys.exit(EXIT_OK if results and all(r.ok for r in results) else EXIT_FAILED)
+    pinned = TrustedKeys.load_dir(trusted_keys) if trusted_keys else None
+    results = verify_under_policy(store, allow_demo_key=allow_demo_key, pinned=pinned)
+    rollback = since_problems(store, since)
+    ok = bool(results) and all(r.ok for r in results) and not rollback
+    problems = [p for r in results for p in r.problems]
+    if not as_json and problems and all(DEMO_KEY_PROBLEM in p for p in problems):
+        demo = sum(not r.ok for r in results)
+        click.echo(
+            f"error: {demo} of {len(results)} signed files (goldens and the trust policy) are "
+            "signed only by a key whose private half is in the repository (the demo key): anyone "
+            "can forge them; re-sign with your own key, or pass --allow-demo-key to run the demo",
+            err=True,
+        )
+        sys.exit(EXIT_FAILED)
+    if allow_demo_key and (demo_warning := demo_key_warning(store)):
+        click.echo(f"warning: {demo_warning}", err=True)
+    click.echo(verify_json(results) if as_json else render_verify_table(results), nl=False)
+    for problem in rollback:
+        click.echo(f"rollback: {problem}", err=not as_json)
+    if since and not rollback:
+        click.echo(f"approvals only grew since {', '.join(since)}")
+    sys.exit(EXIT_OK if ok else EXIT_FAILED)
 
 
 @main.command()
@@ -280,6 +339,10 @@ def provider_sim(args: tuple[str, ...]) -> None:
 
     sys.exit(sim_main(list(args)))
 
+
+from replay.cli_trust import register as _register_trust_commands  # noqa: E402
+
+_register_trust_commands(main)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -59,6 +59,7 @@ class ScenarioRun:
     audit: list[dict[str, Any]]
     unexpected_statuses: tuple[str, ...]
     cassette_misses: tuple[str, ...] = ()
+    unused_interactions: tuple[str, ...] = ()  # recorded answers replay never asked for
 
     @property
     def trace_bytes(self) -> bytes:
@@ -180,8 +181,24 @@ def run_scenario(
         trace = _build_trace(rt, scenario, name=name, api=api, sink=sink)
         audit = trace["audit"]
         misses = tuple(tape.__dict__.get("misses", ()))
+        unused = () if record else _unused_interactions(tape)
     return ScenarioRun(
-        trace=trace, audit=audit, unexpected_statuses=tuple(unexpected), cassette_misses=misses
+        trace=trace,
+        audit=audit,
+        unexpected_statuses=tuple(unexpected),
+        cassette_misses=misses,
+        unused_interactions=unused,
+    )
+
+
+def _unused_interactions(tape: Any) -> tuple[str, ...]:
+    """``#index METHOD path`` of every recorded interaction this replay never played."""
+    from urllib.parse import urlsplit
+
+    return tuple(
+        f"#{i} {request.method} {urlsplit(request.uri).path}"
+        for i, (request, _) in enumerate(tape.data)
+        if tape.play_counts[i] == 0
     )
 
 
