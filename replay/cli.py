@@ -71,6 +71,12 @@ def main() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the machine-readable report instead of text.")
 @click.option("--color/--no-color", default=None, help="Colour the text report (default: when a TTY).")
 @click.option(
+    "--html",
+    "html_out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write one self-contained review page (offline; j/k jump between differences).",
+)
+@click.option(
     "--allow-demo-key",
     is_flag=True,
     help="Accept signatures by a key whose private half is in the repository (the demo only).",
@@ -85,6 +91,7 @@ def check(
     markdown: Path | None,
     as_json: bool,
     color: bool | None,
+    html_out: Path | None,
     allow_demo_key: bool,
     quiet: bool,
 ) -> None:
@@ -106,7 +113,13 @@ def check(
     if junit_xml:
         junit_xml.write_text(render_junit_xml(results), encoding="utf-8")
     if markdown:
-        markdown.write_text(render_markdown(results), encoding="utf-8")
+        from replay.pr_summary import cap_markdown
+
+        markdown.write_text(cap_markdown(render_markdown(results), results), encoding="utf-8")
+    if html_out:
+        from replay.html_report import render_html
+
+        html_out.write_text(render_html(results, store), encoding="utf-8")
     for warning in outcome.warnings:
         click.echo(f"warning: {warning}", err=True)
     if allow_demo_key:
