@@ -7,7 +7,6 @@ Exit codes: 0 all good; 1 a regression, nondeterminism, bad signature or stray g
 from __future__ import annotations
 
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -98,17 +97,20 @@ def check(
     """Replay goldens offline and diff them (the PR gate). Writes trace.json.new on mismatch (never in CI)."""
     from replay.gate import Unreferenced
     from replay.gate import check as run_check
+    from replay.progress import progress
     from replay.report import render_json, render_junit_xml, render_markdown, render_text
 
     store = GoldenStore(root)
-    outcome = run_check(
-        store,
-        names,
-        repeat=repeat,
-        ci=ci_mode(),
-        unreferenced=Unreferenced(unreferenced) if unreferenced else None,
-        allow_demo_key=allow_demo_key,
-    )
+    with progress(len(names) or len(store.scenario_names()), "replaying", quiet=quiet) as advance:
+        outcome = run_check(
+            store,
+            names,
+            repeat=repeat,
+            ci=ci_mode(),
+            unreferenced=Unreferenced(unreferenced) if unreferenced else None,
+            allow_demo_key=allow_demo_key,
+            on_scenario=advance,
+        )
     results = list(outcome.results)
     if junit_xml:
         junit_xml.write_text(render_junit_xml(results), encoding="utf-8")
@@ -147,37 +149,34 @@ def check(
 @click.option("--all", "all_", is_flag=True, help="Re-record every scenario.")
 @click.option("--reason", default="recorded", show_default=True, help="Why (kept in approvals.jsonl).")
 @click.option("--approver", help="Who (default: HARNESS_APPROVER, git user.name, OS user).")
-def record(root: Path, names: tuple[str, ...], all_: bool, reason: str, approver: str | None) -> None:
-    """Re-golden: re-record cassette, trace.json and audit.jsonl together, then sign (HARNESS_SIGNING_KEY)."""
-    from harness.canonical import sha256_hex
-    from replay.gate import record as record_one
-    from replay.signing import append_approval, resolve_approver, sign_golden, signer_from_env, utc_now
+@click.option(
+    "--accept",
+    "accept_now",
+    is_flag=True,
+    help="Accept and sign what was recorded right away (the diff is printed first).",
+)
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def record(
+    root: Path,
+    names: tuple[str, ...],
+    all_: bool,
+    reason: str,
+    approver: str | None,
+    accept_now: bool,
+    quiet: bool,
+) -> None:
+    """Record into trace.json.new + cassette .new for review (`review`/`accept`); never straight in."""
+    from replay.cli_review import record_command
 
-    store = GoldenStore(root)
-    if ci_mode():
-        raise ReplayError("CI=true: recording writes goldens, which CI never does")
-    selected = list(names) or (store.scenario_names() if all_ else [])
-    if not selected:
-        raise click.UsageError("name at least one scenario, or pass --all")
-    signer, who = signer_from_env(), resolve_approver(approver)
-    with tempfile.TemporaryDirectory(prefix="harness-record-") as tmp:
-        for name in selected:
-            old = store.read_trace_bytes(name)
-            result = record_one(store, name, workroot=Path(tmp))
-            sign_golden(store, name, signer=signer)
-            append_approval(
-                store,
-                name,
-                signer=signer,
-                approver=who,
-                reason=reason,
-                old_trace_sha256=sha256_hex(old) if old is not None else None,
-                at=utc_now(),
-            )
-            click.echo(
-                f"recorded {name}: {len(result.trace['prompts'])} model call(s), "
-                f"{len(result.audit)} audit entries, final {result.trace['final']['runs']}"
-            )
+    record_command(
+        GoldenStore(root),
+        names,
+        all_=all_,
+        reason=reason,
+        approver=approver,
+        accept_now=accept_now,
+        quiet=quiet,
+    )
 
 
 @main.command()
@@ -186,11 +185,14 @@ def record(root: Path, names: tuple[str, ...], all_: bool, reason: str, approver
 @click.option("--reason", help="Use this reason for every accept instead of asking.")
 def review(root: Path, approver: str | None, reason: str | None) -> None:
     """Review pending updates like `cargo insta review`: a accept, r reject, s skip, A/R/S for all."""
+    from replay.cli_review import freshness_hook
     from replay.review import REASON_PROMPT, interactive_review
     from replay.signing import DEFAULT_REASON, resolve_approver, signer_from_env
 
+    store = GoldenStore(root)
     summary = interactive_review(
-        GoldenStore(root),
+        store,
+        before_accept=freshness_hook(store),
         signer=signer_from_env(),
         approver=resolve_approver(approver),
         isatty=sys.stdin.isatty(),
@@ -250,10 +252,21 @@ def accept(root: Path, names: tuple[str, ...], all_: bool, reason: str, approver
     selected = list(names) or ([p.name for p in list_pending(store)] if all_ else [])
     if not selected:
         raise click.UsageError("name at least one scenario, or pass --all")
+    from replay.cli_review import freshness_hook
+
     signer, who = signer_from_env(), resolve_approver(approver)
+    fresh, refused = freshness_hook(store), []
     for name in selected:
+        proceed, shown = fresh(name)
+        if shown:
+            click.echo(shown)
+        if not proceed:
+            refused.append(name)
+            continue
         entry = accept_one(store, name, signer=signer, approver=who, reason=reason, at=utc_now())
         click.echo(f"accepted {name}: {entry['old_trace_sha256']} -> {entry['new_trace_sha256']}")
+    if refused:
+        sys.exit(EXIT_FAILED)
 
 
 @main.command()

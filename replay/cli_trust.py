@@ -1,4 +1,4 @@
-"""``harness-replay`` commands of the trust model: approve (co-sign), trust sign, evidence."""
+"""``harness-replay`` commands of the trust model (approve, trust sign, evidence) and ``show``."""
 
 from __future__ import annotations
 
@@ -21,7 +21,9 @@ root_option = click.option(
 @click.command()
 @root_option
 @click.argument("names", nargs=-1, required=True)
-@click.option("--reason", default="co-approved", show_default=True, help="Why (kept in approvals.jsonl).")
+@click.option(
+    "--reason", default="co-approved", show_default=True, help="Why (kept in approvals.jsonl)."
+)
 @click.option("--approver", help="Who (default: HARNESS_APPROVER, git user.name, OS user).")
 def approve(root: Path, names: tuple[str, ...], reason: str, approver: str | None) -> None:
     """Add your signed approval of a golden's current state (for policies needing several approvers)."""
@@ -74,7 +76,9 @@ def export_evidence(root: Path, name: str, output: Path) -> None:
 
     bundle = build_bundle(GoldenStore(root), name, signer=signer_from_env())
     write_bundle(output, bundle)
-    click.echo(f"wrote {output}: {len(bundle['approvals'])} approval(s), {len(bundle['public_keys'])} key(s)")
+    click.echo(
+        f"wrote {output}: {len(bundle['approvals'])} approval(s), {len(bundle['public_keys'])} key(s)"
+    )
 
 
 @click.command("verify-evidence")
@@ -97,7 +101,33 @@ def verify_evidence(bundle: Path, trusted_keys: Path | None) -> None:
         sys.exit(1)
 
 
+@click.command()
+@root_option
+@click.argument("name")
+@click.option(
+    "--html", "html_out", type=click.Path(dir_okay=False, path_type=Path), help="Write a page instead."
+)
+@click.option("--color/--no-color", default=None, help="Colour (default: when a TTY).")
+def show(root: Path, name: str, html_out: Path | None, color: bool | None) -> None:
+    """One golden as a timeline: API calls, transitions, model calls, tool calls, approvals, artifacts."""
+    from replay.show import render_show_html, render_show_terminal
+
+    store = GoldenStore(root)
+    if name not in store.scenario_names():
+        from replay.errors import GoldenMissing
+
+        raise GoldenMissing(f"no scenario named {name} (known: {', '.join(store.scenario_names())})")
+    if html_out is not None:
+        html_out.write_text(render_show_html(store, name), encoding="utf-8")
+        click.echo(f"wrote {html_out}")
+        return
+    click.echo(
+        render_show_terminal(store, name, color=sys.stdout.isatty() if color is None else color),
+        nl=False,
+    )
+
+
 def register(group: click.Group) -> None:
     """Add these commands to ``harness-replay``."""
-    for command in (approve, trust, export_evidence, verify_evidence):
+    for command in (approve, trust, export_evidence, verify_evidence, show):
         group.add_command(command)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -195,6 +195,7 @@ def check(
     unreferenced: Unreferenced | None = None,
     verify_signatures: bool = True,
     allow_demo_key: bool = True,
+    on_scenario: Callable[[str], None] | None = None,
 ) -> CheckOutcome:
     """Replay ``names`` (default: every scenario) and look for strays around them.
 
@@ -223,6 +224,8 @@ def check(
                 allow_demo_key=allow_demo_key,
             )
             results.append(result)
+            if on_scenario is not None:
+                on_scenario(name)
             if never_played:
                 unused[name] = never_played
     mode = unreferenced or Unreferenced.REJECT
@@ -230,34 +233,46 @@ def check(
     strays = [store.display(p) for p in stray_paths]
     failed = {r.name for r in results if r.status.failed}
     pending = [n for n in store.pending() if n in set(selected) and n not in failed]
-    stray_problems = [f"unreferenced file {s}" for s in strays]
-    pending_problems = [f"pending update for {n} (run `harness-replay review`)" for n in pending]
-    unused_problems = [
-        f"cassettes/{name}.yaml has {len(items)} recorded interaction(s) that replay never used "
-        f"({', '.join(items)}); re-record with `harness-replay record {name}`"
-        for name, items in sorted(unused.items())
-    ]
-    problems: list[str] = []
-    warnings: list[str] = []
+    problems, warnings = _hygiene(
+        mode,
+        explicit_reject=unreferenced is Unreferenced.REJECT,
+        ci=ci,
+        strays=[f"unreferenced file {s}" for s in strays],
+        pending=[f"pending update for {n} (run `harness-replay review`)" for n in pending],
+        unused=[
+            f"cassettes/{name}.yaml has {len(items)} recorded interaction(s) that replay never used "
+            f"({', '.join(items)}); re-record with `harness-replay record {name}`"
+            for name, items in sorted(unused.items())
+        ],
+    )
     if mode is Unreferenced.DELETE:
         for path in stray_paths:
             path.unlink() if path.is_file() else None
-        warnings.extend(f"deleted {s}" for s in strays)
-    elif mode is Unreferenced.WARN:
-        warnings.extend(stray_problems)
-    else:
-        problems.extend(stray_problems)
-    if mode is Unreferenced.REJECT or ci:
-        problems.extend(pending_problems)
-    else:
-        warnings.extend(pending_problems)
-    if unreferenced is Unreferenced.REJECT:
-        problems.extend(unused_problems)
-    else:
-        warnings.extend(unused_problems)
+        warnings = [f"deleted {s}" for s in strays] + warnings
     if problems:
         results.append(ScenarioResult("(goldens)", ScenarioStatus.ERROR, message="; ".join(problems)))
     return CheckOutcome(results=tuple(results), warnings=tuple(warnings))
+
+
+def _hygiene(
+    mode: Unreferenced,
+    *,
+    explicit_reject: bool,
+    ci: bool,
+    strays: list[str],
+    pending: list[str],
+    unused: list[str],
+) -> tuple[list[str], list[str]]:
+    """(problems that fail the run, warnings) for strays, pending updates and unused interactions."""
+    problems: list[str] = []
+    warnings: list[str] = []
+    if mode is Unreferenced.REJECT:
+        problems += strays
+    elif mode is Unreferenced.WARN:
+        warnings += strays
+    (problems if mode is Unreferenced.REJECT or ci else warnings).extend(pending)
+    (problems if explicit_reject else warnings).extend(unused)
+    return problems, warnings
 
 
 def record(store: GoldenStore, name: str, *, workroot: Path) -> ScenarioRun:

@@ -156,3 +156,37 @@ def _in_view(page: object, locator: object) -> bool:
     box = locator.bounding_box()  # type: ignore[attr-defined]
     height = page.evaluate("window.innerHeight")  # type: ignore[attr-defined]
     return box is not None and 0 <= box["y"] < height
+
+
+def test_the_show_page_in_a_real_browser(tmp_path: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    out = tmp_path / "show.html"
+    done = subprocess.run(
+        [str(CLI), "show", "happy_path_with_approval", "--root", str(ROOT), "--html", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    errors: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=_chromium(), args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(out.as_uri())
+            svg = page.locator("svg[aria-label='run state diagram']")
+            svg.wait_for()
+            box = svg.bounding_box()
+            assert box is not None and box["width"] > 500 and box["height"] > 200
+            assert (
+                page.locator("svg g.state").count() == 5
+            )  # PENDING RUNNING AWAITING_APPROVAL APPROVED SUCCEEDED
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "replay-show.png"))
+        finally:
+            browser.close()
+    assert errors == []
