@@ -156,6 +156,14 @@ def check(
     help="Accept and sign what was recorded right away (the diff is printed first).",
 )
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option(
+    "--mode",
+    type=click.Choice(["once", "new_episodes", "all"]),
+    default="all",
+    show_default=True,
+    help="vcrpy's record modes: once (only without a cassette), new_episodes (keep answers, add new), "
+    "all (re-record everything); replay is `check`.",
+)
 def record(
     root: Path,
     names: tuple[str, ...],
@@ -164,6 +172,7 @@ def record(
     approver: str | None,
     accept_now: bool,
     quiet: bool,
+    mode: str,
 ) -> None:
     """Record into trace.json.new + cassette .new for review (`review`/`accept`); never straight in."""
     from replay.cli_review import record_command
@@ -176,6 +185,7 @@ def record(
         approver=approver,
         accept_now=accept_now,
         quiet=quiet,
+        mode=mode,
     )
 
 

@@ -34,10 +34,11 @@ def record_command(
     approver: str | None,
     accept_now: bool,
     quiet: bool,
+    mode: str = "all",
 ) -> None:
     """Record each scenario into ``.new`` files, print what changed, accept when asked."""
     from replay.progress import progress
-    from replay.rerecord import record_pending
+    from replay.rerecord import RecordMode, record_pending
     from replay.review import accept
     from replay.signing import resolve_approver, signer_from_env, utc_now
 
@@ -53,7 +54,7 @@ def record_command(
         progress(len(selected), "recording", quiet=quiet) as advance,
     ):
         for name in selected:
-            result = record_pending(store, name, workroot=Path(tmp))
+            result = record_pending(store, name, workroot=Path(tmp), mode=RecordMode(mode))
             advance(name)
             click.echo(
                 f"recorded {name}: {len(result.trace['prompts'])} model call(s), "

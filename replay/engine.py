@@ -26,6 +26,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 from freezegun import freeze_time
 from sqlalchemy import select
+from vcr.record_mode import RecordMode
 
 from harness import __version__
 from harness.accounts import create_tenant, issue_key
@@ -125,7 +126,14 @@ def network_blocked(name: str) -> Iterator[None]:
 
 
 def run_scenario(
-    scenario: Scenario, *, name: str, source: str, cassette: Path, record: bool, workdir: Path
+    scenario: Scenario,
+    *,
+    name: str,
+    source: str,
+    cassette: Path,
+    record: bool,
+    workdir: Path,
+    record_mode: RecordMode | None = None,
 ) -> ScenarioRun:
     """Drive every step of ``scenario`` through the real API; return the trace."""
     if not record and not cassette.exists():
@@ -136,7 +144,7 @@ def run_scenario(
     with ExitStack() as stack:
         frozen = stack.enter_context(freeze_time(scenario.start_time, real_asyncio=True))
         base_url, api_key = stack.enter_context(_provider(scenario, source, record=record))
-        tape = stack.enter_context(use_cassette(cassette, record=record))
+        tape = stack.enter_context(use_cassette(cassette, record=record, mode=record_mode))
         if not record:
             stack.enter_context(network_blocked(name))
         settings = Settings(

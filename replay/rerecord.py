@@ -13,8 +13,10 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Final
 
@@ -27,7 +29,7 @@ from replay.results import ScenarioResult, ScenarioStatus
 from replay.scenario import load_scenario
 from replay.store import GoldenStore, atomic_write_bytes
 
-__all__ = ["Freshness", "cassette_diff", "ensure_fresh", "record_pending"]
+__all__ = ["Freshness", "RecordMode", "cassette_diff", "ensure_fresh", "record_pending"]
 
 _MAX_DIFF_LINES: Final = 200
 _EMPTY_TRACE: Final = b"{}\n"
@@ -42,22 +44,48 @@ class Freshness:
     report: str
 
 
-def record_pending(store: GoldenStore, name: str, *, workroot: Path) -> ScenarioRun:
-    """Record ``name`` afresh into ``trace.json.new`` and the cassette's ``.new`` (for review)."""
+class RecordMode(StrEnum):
+    """vcrpy's record modes, as ``harness-replay record --mode`` offers them."""
+
+    ONCE = "once"  # record only a scenario without a cassette; otherwise replay it (misses fail)
+    NEW_EPISODES = "new_episodes"  # keep the recorded answers, record only new requests
+    ALL = "all"  # re-record every request (the default)
+
+
+def record_pending(
+    store: GoldenStore, name: str, *, workroot: Path, mode: RecordMode = RecordMode.ALL
+) -> ScenarioRun:
+    """Record ``name`` into ``trace.json.new`` and the cassette's ``.new`` (for review), per ``mode``."""
+    from vcr.record_mode import RecordMode as VcrMode
+
     paths = store.paths(name)
     scenario = load_scenario(paths.scenario)
     recording = paths.cassette.with_name(paths.cassette.name + ".recording")
     recording.parent.mkdir(parents=True, exist_ok=True)
     recording.unlink(missing_ok=True)
+    has_cassette = paths.cassette.exists()
+    replay_only = mode is RecordMode.ONCE and has_cassette
+    vcr_mode = None
+    if mode is RecordMode.NEW_EPISODES and has_cassette:
+        shutil.copyfile(paths.cassette, recording)
+        vcr_mode = VcrMode.NEW_EPISODES
+    if replay_only:
+        shutil.copyfile(paths.cassette, recording)
     try:
         result = run_scenario(
             scenario,
             name=name,
             source=store.display(paths.scenario),
             cassette=recording,
-            record=True,
+            record=not replay_only,
             workdir=Path(tempfile.mkdtemp(prefix=f"{name}-", dir=workroot)),
+            record_mode=vcr_mode,
         )
+        if replay_only and result.cassette_misses:
+            raise ReplayError(
+                f"scenario {name!r}: --mode once keeps an existing cassette, and it has no answer for "
+                f"{len(result.cassette_misses)} request(s); use --mode new_episodes or --mode all"
+            )
         if not recording.exists():  # no provider call at all: an empty, versioned cassette
             from replay.cassette import empty_cassette_text
 

@@ -123,3 +123,27 @@ def test_record_only_proposes_new_files(project: Path) -> None:
     assert "1 accepted" in reviewed.stdout
     assert run(project, "check", NAME).returncode == 0
     assert run(project, "verify").returncode == 0
+
+
+def _interactions(path: Path) -> list[object]:
+    import yaml
+
+    return yaml.safe_load(path.read_text())["interactions"]  # type: ignore[no-any-return]
+
+
+def test_record_modes(project: Path) -> None:
+    cassette = project / "cassettes" / f"{NAME}.yaml"
+    before = _interactions(cassette)
+    once = run(project, "record", NAME, "--mode", "once")
+    assert once.returncode == 0, once.stderr
+    assert f"{NAME}: unchanged" in once.stdout
+    change_prompt(project)
+    refused = run(project, "record", NAME, "--mode", "once")
+    assert refused.returncode == 2
+    assert "--mode once keeps an existing cassette" in refused.stderr
+    grown = run(project, "record", NAME, "--mode", "new_episodes")
+    assert grown.returncode == 0, grown.stderr
+    after = _interactions(project / "cassettes" / f"{NAME}.yaml.new")
+    assert after[: len(before)] == before  # the recorded answers are kept ...
+    assert len(after) > len(before)  # ... and the new requests were added
+    assert run(project, "record", NAME, "--mode", "sometimes").returncode == 2
