@@ -127,7 +127,43 @@ def show(root: Path, name: str, html_out: Path | None, color: bool | None) -> No
     )
 
 
+@click.command()
+@root_option
+@click.argument("run_id")
+@click.option("--name", required=True, help="Name of the new golden (a folder under goldens/).")
+@click.option(
+    "--database-url",
+    help="The harness database holding the run (default: the harness settings, HARNESS_DATABASE_URL).",
+)
+@click.option(
+    "--files-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Tenant files folder of that harness (default: the harness settings).",
+)
+@click.option("--quiet", is_flag=True)
+def capture(
+    root: Path, run_id: str, name: str, database_url: str | None, files_dir: Path | None, quiet: bool
+) -> None:
+    """Turn a finished run into a scenario, record it and propose it for review."""
+    from replay.capture import capture_scenario, write_captured
+    from replay.cli_review import record_command
+
+    if database_url is None or files_dir is None:
+        from harness.settings import Settings
+
+        settings = Settings()
+        database_url = database_url or settings.resolved_database_url
+        files_dir = files_dir or settings.tenant_files_dir
+    store = GoldenStore(root)
+    scenario = capture_scenario(database_url, run_id, files_dir=files_dir)
+    written = write_captured(store, name, scenario)
+    click.echo(f"captured run {run_id} as {store.display(written)}")
+    record_command(
+        store, [name], all_=False, reason="captured", approver=None, accept_now=False, quiet=quiet
+    )
+
+
 def register(group: click.Group) -> None:
     """Add these commands to ``harness-replay``."""
-    for command in (approve, trust, export_evidence, verify_evidence, show):
+    for command in (approve, trust, export_evidence, verify_evidence, show, capture):
         group.add_command(command)
