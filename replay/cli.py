@@ -137,7 +137,9 @@ def check(
 
         failing = [r for r in results if r.status.failed]
         paint = sys.stdout.isatty() if color is None else color
-        click.echo((render_text(failing, color=paint) if failing else "") + summary_line(results))
+        # Each failing block without render_text's own summary line; one summary of everything last.
+        blocks = render_text(failing, color=paint).split("\n", 2)[2] if failing else ""
+        click.echo(blocks + summary_line(results))
     else:
         click.echo(render_text(results, color=sys.stdout.isatty() if color is None else color))
     sys.exit(EXIT_OK if outcome.ok else EXIT_FAILED)

@@ -131,7 +131,7 @@ def ensure_fresh(store: GoldenStore, name: str, *, workroot: Path) -> Freshness:
             stale = (
                 f"{len(run.cassette_misses)} provider request(s) not in the cassette"
                 if run.cassette_misses
-                else "the cassette replays to a different trace"
+                else "trace.json.new is not what the scenario replays to: edited by hand?"
             )
     old_cassette = paths.cassette.read_text(encoding="utf-8") if paths.cassette.exists() else ""
     record_pending(store, name, workroot=workroot)
@@ -139,7 +139,10 @@ def ensure_fresh(store: GoldenStore, name: str, *, workroot: Path) -> Freshness:
     new_cassette = (
         paths.cassette_new.read_text(encoding="utf-8") if paths.cassette_new.exists() else old_cassette
     )
-    lines = [f"{name}: the cassette was stale ({stale}); re-recorded it against the provider simulator"]
+    lines = [
+        f"{name}: the pending update does not match its cassette ({stale}); re-recorded it against "
+        "the provider simulator"
+    ]
     golden = store.read_trace_bytes(name) or _EMPTY_TRACE
     from replay.report import render_text
 

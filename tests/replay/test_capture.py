@@ -22,7 +22,7 @@ from replay.results import ScenarioStatus
 from replay.scenario import load_scenario
 from replay.store import GoldenStore
 
-pytestmark = [pytest.mark.tier1]
+pytestmark = [pytest.mark.tier1, pytest.mark.timeout(300)]  # a recorded run, then capture + review
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI = Path(sys.executable).parent / "harness-replay"
