@@ -75,11 +75,10 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, ob
         shutil.copytree(ROOT / "goldens" / name, root / "goldens" / name)
         shutil.copy2(ROOT / "cassettes" / f"{name}.yaml", root / "cassettes" / f"{name}.yaml")
     scenario = root / "goldens" / NAME / "scenario.yaml"
-    scenario.write_text(
-        scenario.read_text().replace(
-            'reason: "not appropriate"', 'reason: "<script>alert(1)</script> off-brand"'
-        )
-    )
+    text = scenario.read_text()
+    # A changed task (the prompt differs word by word) and a changed approval reason.
+    text = text.replace('task: "Draft a memo"', 'task: "Draft a <script>alert(1)</script> memo for the board"')
+    scenario.write_text(text.replace('reason: "not appropriate"', 'reason: "off-brand tone"'))
     html_path = root / "report.html"
     env = {k: v for k, v in os.environ.items() if k != "CI"}
     done = subprocess.run(
