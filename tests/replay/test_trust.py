@@ -111,8 +111,16 @@ def test_the_committed_demo_key_is_detected(project: GoldenStore) -> None:
 
 def test_forged_golden_accepted_with_the_demo_key_is_refused_by_plain_verify(project: GoldenStore) -> None:
     forge_succeeded(project)
+    # `accept` replays the update first and refuses to sign a trace the scenario does not produce ...
     accepted = cli(project, "accept", NAME)
-    assert accepted.returncode == 0, accepted.stderr
+    assert accepted.returncode == 1
+    assert "edited by hand?" in accepted.stdout and "not signing" in accepted.stdout
+    # ... so the forger signs it with the library and the committed demo key.
+    from harness.integrity import load_signer
+    from replay.review import accept
+
+    forge_succeeded(project)
+    accept(project, NAME, signer=load_signer(DEMO_KEY), approver="Mallory", reason="trust me", at=AT)
     refused = cli(project, "verify")
     assert refused.returncode == 1
     assert refused.stdout == ""
