@@ -77,7 +77,8 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, ob
     scenario = root / "goldens" / NAME / "scenario.yaml"
     text = scenario.read_text()
     # A changed task (the prompt differs word by word) and a changed approval reason.
-    text = text.replace('task: "Draft a memo"', 'task: "Draft a <script>alert(1)</script> memo for the board"')
+    task = 'task: "Draft a <script>alert(1)</script> memo for the board"'
+    text = text.replace('task: "Draft a memo"', task)
     scenario.write_text(text.replace('reason: "not appropriate"', 'reason: "off-brand tone"'))
     html_path = root / "report.html"
     env = {k: v for k, v in os.environ.items() if k != "CI"}
