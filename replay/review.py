@@ -206,8 +206,10 @@ def interactive_review(
                 reason=reason,
                 at=clock(),
                 before_accept=before_accept,
+                reask=session.choose if batch is None else None,
             )
-            {"accepted": accepted, "skipped": skipped, "failed": failed}[outcome].append(update.name)
+            outcomes = {"accepted": accepted, "skipped": skipped, "failed": failed, "rejected": rejected}
+            outcomes[outcome].append(update.name)
     summary = ReviewSummary(tuple(accepted), tuple(rejected), tuple(skipped), tuple(failed))
     session.say("")
     session.say(
@@ -227,12 +229,25 @@ def _try_accept(
     reason: str,
     at: str,
     before_accept: Callable[[str], tuple[bool, str]] | None,
+    reask: Callable[[], str] | None = None,
 ) -> str:
-    """Accept one update after the ``before_accept`` check: "accepted", "skipped" or "failed"."""
+    """Accept one update after the ``before_accept`` check: "accepted", "skipped", "rejected" or
+    "failed". When the check changed the update (a re-recording), ``reask`` asks again about it."""
     if before_accept is not None:
         proceed, shown = before_accept(name)
         if shown:
             session.say(shown)
+        if not proceed:
+            answer = reask() if reask is not None else "s"
+            if answer in {"a", "A"}:
+                session.say(f"accepting the re-recorded update of {name}")
+                proceed, shown = before_accept(name)
+                if shown:
+                    session.say(shown)
+            elif answer in {"r", "R"}:
+                store.discard(name)
+                session.say(f"rejected {name}: pending files discarded")
+                return "rejected"
         if not proceed:
             session.say(f"{name} stays pending: review it again")
             return "skipped"

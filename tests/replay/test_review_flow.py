@@ -149,3 +149,15 @@ def test_record_modes(project: Path) -> None:
     assert after[: len(before)] == before  # the recorded answers are kept ...
     assert len(after) > len(before)  # ... and the new requests were added
     assert run(project, "record", NAME, "--mode", "sometimes").returncode == 2
+
+
+def test_interactive_review_asks_again_about_a_rerecorded_update(project: Path) -> None:
+    change_prompt(project)
+    assert run(project, "check", NAME).returncode == 1
+    reviewed = run(project, "review", stdin="a\npoliter task\na\n")
+    assert reviewed.returncode == 0, reviewed.stdout + reviewed.stderr
+    assert "does not match its cassette" in reviewed.stdout
+    assert f"accepting the re-recorded update of {NAME}" in reviewed.stdout
+    assert "1 accepted, 0 rejected, 0 skipped" in reviewed.stdout
+    assert run(project, "check", NAME).returncode == 0
+    assert run(project, "verify").returncode == 0
