@@ -17,11 +17,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-replay: $(STAMP)  ## replay every golden offline, verify signatures, print the report
-	$(BIN)/harness-replay check
+replay: $(STAMP)  ## replay every golden offline, verify signatures, print the report (demo key allowed)
+	$(BIN)/harness-replay check --allow-demo-key
 
 test: $(STAMP) lint typecheck  ## the PR gate: lint + mypy + tier0 + tier1 (security set, e2e smoke) + goldens
-	$(BIN)/python -m pytest -q -n 2 -m "tier0 or tier1 or security"
+	$(BIN)/python -m pytest -q -n 2 -m "tier0 or tier1 or security" --ignore=goldens
+	CI=true $(BIN)/harness-replay check --unreferenced reject --allow-demo-key --quiet
+	$(BIN)/harness-replay verify --allow-demo-key
 
 test-all: $(STAMP)  ## everything, nightly tiers included
 	$(BIN)/python -m pytest -q -n 2

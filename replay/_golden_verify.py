@@ -21,8 +21,8 @@ from harness.integrity import (
 from replay.store import GoldenPaths, GoldenStore
 
 AUDIT_PAYLOAD_TYPE: Final = "application/vnd.harness.audit-golden+json"
-STATEMENT_FORMAT_VERSION: Final = 1
-APPROVAL_FORMAT_VERSION: Final = 1
+STATEMENT_FORMAT_VERSION: Final = 2  # v2 binds cassette and scenario.yaml too
+APPROVAL_FORMAT_VERSION: Final = 2  # v2 adds the per-scenario counter and those digests
 TRACE_FORMAT_VERSION: Final = 1
 VERIFY_FORMAT_VERSION: Final = 1
 
@@ -115,10 +115,15 @@ def verify_json(results: Sequence[GoldenVerification]) -> str:
 class GoldenCheck:
     """Collects every problem with one golden (not just the first)."""
 
-    def __init__(self, store: GoldenStore, paths: GoldenPaths, trusted: TrustedKeys) -> None:
+    def __init__(
+        self, store: GoldenStore, paths: GoldenPaths, trusted: TrustedKeys, *, bind_inputs: bool = True
+    ) -> None:
         self.store, self.paths, self.trusted = store, paths, trusted
+        self.bind_inputs = bind_inputs  # check the cassette and scenario.yaml digests too
         self.problems: list[str] = []
         self.signer: str | None = None
+        self.signer_keyid: str | None = None
+        self.approval_keyids: list[str | None] = []  # the trusted key behind each approval line
         self.entries = 0
         self.approvals = 0
         self.keys = store.display(store.keys_dir)
@@ -236,6 +241,7 @@ class GoldenCheck:
             self.problems.append(self._untrusted(dsse_name, envelope))
             return
         self.signer = verified.key.name
+        self.signer_keyid = verified.keyid
         if verified.claimed_keyid != verified.keyid:
             self.problems.append(
                 f"{dsse_name} names key {verified.claimed_keyid} but was signed by trusted key "
@@ -302,6 +308,18 @@ class GoldenCheck:
                 f"{sha256_hex(trace_bytes)} differs from the signed statement's "
                 f"{statement.get('trace_sha256')})"
             )
+        for key, path in self._inputs():
+            now = file_sha256(path)
+            if statement.get(key) != now:
+                self.problems.append(
+                    f"{self.show(path)} changed after signing (sha256 {now} differs from the "
+                    f"signed statement's {statement.get(key)}); re-record and review it"
+                )
+
+    def _inputs(self) -> tuple[tuple[str, Path], ...]:
+        if not self.bind_inputs:
+            return ()
+        return (("cassette_sha256", self.paths.cassette), ("scenario_sha256", self.paths.scenario))
 
     # approvals.jsonl
 
@@ -316,6 +334,7 @@ class GoldenCheck:
             self.problems.append(f"{name} is empty: nobody approved this golden")
             return
         self.problems += approval_link_problems(name, lines)
+        self.problems += approval_counter_problems(name, lines)
         latest: tuple[int, dict[str, Any]] | None = None
         for number, line in enumerate(lines, start=1):
             approval = self._approval(name, number, line)
@@ -337,6 +356,13 @@ class GoldenCheck:
                 f"but {self.show(self.paths.audit)} is {sha256_hex(audit_bytes)} (changed "
                 "without approval)"
             )
+        for key, path in self._inputs():
+            now = file_sha256(path)
+            if approval.get(key) != now:
+                self.problems.append(
+                    f"the latest approval {who} names {key.split('_')[0]} sha256 {approval.get(key)} "
+                    f"but {self.show(path)} is {now} (changed without approval)"
+                )
 
     def _approval(self, name: str, number: int, line: bytes) -> dict[str, Any] | None:
         """Parse and check one approval line; None when it cannot be parsed."""
@@ -366,21 +392,25 @@ class GoldenCheck:
         keyid = approval.get("keyid")
         sig = approval.get("sig")
         if not isinstance(sig, str):
+            self.approval_keyids.append(None)
             self.problems.append(f"{who} is not signed")
             return
         try:
             signature = base64.b64decode(sig, validate=True)
         except (binascii.Error, ValueError):
+            self.approval_keyids.append(None)
             self.problems.append(f"{who} has a signature that is not base64")
             return
         body = {key: value for key, value in approval.items() if key != "sig"}
         try:
             message = jcs_bytes(body)
         except (TypeError, ValueError) as exc:
+            self.approval_keyids.append(None)
             self.problems.append(f"{who} is not canonical JSON: {exc}")
             return
         hint = keyid if isinstance(keyid, str) else None
         record = self.trusted.verify(message, signature, keyid_hint=hint)
+        self.approval_keyids.append(None if record is None else record.keyid)
         if record is None:
             known = {r.keyid: r.name for r in self.trusted}
             if hint in known:
@@ -434,6 +464,29 @@ def approval_link_problems(name: str, lines: Sequence[bytes]) -> list[str]:
         )
     return problems
 
+def approval_counter_problems(name: str, lines: Sequence[bytes]) -> list[str]:
+    """Each approval's ``counter`` is its line number: strictly increasing by one, from 1."""
+    problems: list[str] = []
+    for number, line in enumerate(lines, start=1):
+        try:
+            approval = json.loads(line)
+        except ValueError:
+            continue  # reported by the line check
+        counter = approval.get("counter") if isinstance(approval, dict) else None
+        if counter != number:
+            problems.append(
+                f"{name} line {number} has counter {counter!r}, expected {number} (counters grow "
+                "by one per approval; a different value means lines were removed or replayed)"
+            )
+    return problems
+
+
+def file_sha256(path: Path) -> str | None:
+    """SHA-256 of a file's bytes, or None when it does not exist."""
+    try:
+        return sha256_hex(path.read_bytes())
+    except FileNotFoundError:
+        return None
 
 
 def _json_equal(a: Any, b: Any) -> bool:

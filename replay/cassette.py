@@ -233,15 +233,18 @@ def _pretty(body: bytes | str | None) -> str:
 
 
 @contextmanager
-def use_cassette(path: Path, *, record: bool) -> Iterator[IndexedCassette]:
-    """Record (overwrite) or replay (read-only, misses raise) the cassette at ``path``."""
+def use_cassette(path: Path, *, record: bool, mode: RecordMode | None = None) -> Iterator[IndexedCassette]:
+    """Record (overwrite) or replay (read-only, misses raise) the cassette at ``path``.
+
+    ``mode`` overrides vcrpy's record mode (``new_episodes``: replay what is there, record the rest).
+    """
     serializer = _Serializer(path)
     if not record and not path.exists():
         raise FileNotFoundError(path)
     with IndexedCassette.use(
         path=str(path),
         serializer=serializer,
-        record_mode=RecordMode.ALL if record else RecordMode.NONE,
+        record_mode=mode or (RecordMode.ALL if record else RecordMode.NONE),
         before_record_request=scrub_request,
         before_record_response=scrub_response,
         match_on=(),

@@ -7,7 +7,6 @@ Exit codes: 0 all good; 1 a regression, nondeterminism, bad signature or stray g
 from __future__ import annotations
 
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -62,41 +61,85 @@ def main() -> None:
 @click.option(
     "--unreferenced",
     type=click.Choice(["reject", "warn", "delete"]),
-    default="reject",
-    show_default=True,
-    help="What to do with stray goldens/cassettes and pending .new files.",
+    default=None,
+    help="Strays and pending .new files: reject (default), warn or delete; an explicit "
+    "`reject` also fails on cassette interactions replay never used (a warning otherwise).",
 )
 @click.option("--junit-xml", type=click.Path(dir_okay=False, path_type=Path), help="Write a JUnit report.")
 @click.option("--markdown", type=click.Path(dir_okay=False, path_type=Path), help="Write a PR comment.")
 @click.option("--json", "as_json", is_flag=True, help="Print the machine-readable report instead of text.")
 @click.option("--color/--no-color", default=None, help="Colour the text report (default: when a TTY).")
+@click.option(
+    "--html",
+    "html_out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write one self-contained review page (offline; j/k jump between differences).",
+)
+@click.option(
+    "--allow-demo-key",
+    is_flag=True,
+    help="Accept signatures by a key whose private half is in the repository (the demo only).",
+)
+@click.option("--quiet", is_flag=True, help="No progress; print only failing scenarios and the summary.")
 def check(
     root: Path,
     names: tuple[str, ...],
     repeat: int,
-    unreferenced: str,
+    unreferenced: str | None,
     junit_xml: Path | None,
     markdown: Path | None,
     as_json: bool,
     color: bool | None,
+    html_out: Path | None,
+    allow_demo_key: bool,
+    quiet: bool,
 ) -> None:
     """Replay goldens offline and diff them (the PR gate). Writes trace.json.new on mismatch (never in CI)."""
     from replay.gate import Unreferenced
     from replay.gate import check as run_check
+    from replay.progress import progress
     from replay.report import render_json, render_junit_xml, render_markdown, render_text
 
-    outcome = run_check(
-        GoldenStore(root), names, repeat=repeat, ci=ci_mode(), unreferenced=Unreferenced(unreferenced)
-    )
+    store = GoldenStore(root)
+    with progress(len(names) or len(store.scenario_names()), "replaying", quiet=quiet) as advance:
+        outcome = run_check(
+            store,
+            names,
+            repeat=repeat,
+            ci=ci_mode(),
+            unreferenced=Unreferenced(unreferenced) if unreferenced else None,
+            allow_demo_key=allow_demo_key,
+            on_scenario=advance,
+        )
     results = list(outcome.results)
     if junit_xml:
         junit_xml.write_text(render_junit_xml(results), encoding="utf-8")
     if markdown:
-        markdown.write_text(render_markdown(results), encoding="utf-8")
+        from replay.pr_summary import cap_markdown
+
+        markdown.write_text(cap_markdown(render_markdown(results), results), encoding="utf-8")
+    if html_out:
+        from replay.html_report import render_html
+
+        html_out.write_text(render_html(results, store), encoding="utf-8")
     for warning in outcome.warnings:
         click.echo(f"warning: {warning}", err=True)
+    if allow_demo_key:
+        from replay.trust import demo_key_warning
+
+        demo = demo_key_warning(store)
+        if demo:
+            click.echo(f"warning: {demo}", err=True)
     if as_json:
         click.echo(render_json(results))
+    elif quiet:
+        from replay.report import summary_line
+
+        failing = [r for r in results if r.status.failed]
+        paint = sys.stdout.isatty() if color is None else color
+        # Each failing block without render_text's own summary line; one summary of everything last.
+        blocks = render_text(failing, color=paint).split("\n", 2)[2] if failing else ""
+        click.echo(blocks + summary_line(results))
     else:
         click.echo(render_text(results, color=sys.stdout.isatty() if color is None else color))
     sys.exit(EXIT_OK if outcome.ok else EXIT_FAILED)
@@ -108,37 +151,44 @@ def check(
 @click.option("--all", "all_", is_flag=True, help="Re-record every scenario.")
 @click.option("--reason", default="recorded", show_default=True, help="Why (kept in approvals.jsonl).")
 @click.option("--approver", help="Who (default: HARNESS_APPROVER, git user.name, OS user).")
-def record(root: Path, names: tuple[str, ...], all_: bool, reason: str, approver: str | None) -> None:
-    """Re-golden: re-record cassette, trace.json and audit.jsonl together, then sign (HARNESS_SIGNING_KEY)."""
-    from harness.canonical import sha256_hex
-    from replay.gate import record as record_one
-    from replay.signing import append_approval, resolve_approver, sign_golden, signer_from_env, utc_now
+@click.option(
+    "--accept",
+    "accept_now",
+    is_flag=True,
+    help="Accept and sign what was recorded right away (the diff is printed first).",
+)
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option(
+    "--mode",
+    type=click.Choice(["once", "new_episodes", "all"]),
+    default="all",
+    show_default=True,
+    help="vcrpy's record modes: once (only without a cassette), new_episodes (keep answers, add new), "
+    "all (re-record everything); replay is `check`.",
+)
+def record(
+    root: Path,
+    names: tuple[str, ...],
+    all_: bool,
+    reason: str,
+    approver: str | None,
+    accept_now: bool,
+    quiet: bool,
+    mode: str,
+) -> None:
+    """Record into trace.json.new + cassette .new for review (`review`/`accept`); never straight in."""
+    from replay.cli_review import record_command
 
-    store = GoldenStore(root)
-    if ci_mode():
-        raise ReplayError("CI=true: recording writes goldens, which CI never does")
-    selected = list(names) or (store.scenario_names() if all_ else [])
-    if not selected:
-        raise click.UsageError("name at least one scenario, or pass --all")
-    signer, who = signer_from_env(), resolve_approver(approver)
-    with tempfile.TemporaryDirectory(prefix="harness-record-") as tmp:
-        for name in selected:
-            old = store.read_trace_bytes(name)
-            result = record_one(store, name, workroot=Path(tmp))
-            sign_golden(store, name, signer=signer)
-            append_approval(
-                store,
-                name,
-                signer=signer,
-                approver=who,
-                reason=reason,
-                old_trace_sha256=sha256_hex(old) if old is not None else None,
-                at=utc_now(),
-            )
-            click.echo(
-                f"recorded {name}: {len(result.trace['prompts'])} model call(s), "
-                f"{len(result.audit)} audit entries, final {result.trace['final']['runs']}"
-            )
+    record_command(
+        GoldenStore(root),
+        names,
+        all_=all_,
+        reason=reason,
+        approver=approver,
+        accept_now=accept_now,
+        quiet=quiet,
+        mode=mode,
+    )
 
 
 @main.command()
@@ -147,11 +197,14 @@ def record(root: Path, names: tuple[str, ...], all_: bool, reason: str, approver
 @click.option("--reason", help="Use this reason for every accept instead of asking.")
 def review(root: Path, approver: str | None, reason: str | None) -> None:
     """Review pending updates like `cargo insta review`: a accept, r reject, s skip, A/R/S for all."""
+    from replay.cli_review import freshness_hook
     from replay.review import REASON_PROMPT, interactive_review
     from replay.signing import DEFAULT_REASON, resolve_approver, signer_from_env
 
+    store = GoldenStore(root)
     summary = interactive_review(
-        GoldenStore(root),
+        store,
+        before_accept=freshness_hook(store),
         signer=signer_from_env(),
         approver=resolve_approver(approver),
         isatty=sys.stdin.isatty(),
@@ -211,10 +264,21 @@ def accept(root: Path, names: tuple[str, ...], all_: bool, reason: str, approver
     selected = list(names) or ([p.name for p in list_pending(store)] if all_ else [])
     if not selected:
         raise click.UsageError("name at least one scenario, or pass --all")
+    from replay.cli_review import freshness_hook
+
     signer, who = signer_from_env(), resolve_approver(approver)
+    fresh, refused = freshness_hook(store), []
     for name in selected:
+        proceed, shown = fresh(name)
+        if shown:
+            click.echo(shown)
+        if not proceed:
+            refused.append(name)
+            continue
         entry = accept_one(store, name, signer=signer, approver=who, reason=reason, at=utc_now())
         click.echo(f"accepted {name}: {entry['old_trace_sha256']} -> {entry['new_trace_sha256']}")
+    if refused:
+        sys.exit(EXIT_FAILED)
 
 
 @main.command()
@@ -238,16 +302,49 @@ def reject(root: Path, names: tuple[str, ...]) -> None:
     help="Directory of *.pub.json keys to trust (default: goldens/keys).",
 )
 @click.option("--json", "as_json", is_flag=True)
-def verify(root: Path, trusted_keys: Path | None, as_json: bool) -> None:
-    """The auditor's command: signatures, hash chains, approvals; public keys only."""
+@click.option(
+    "--allow-demo-key",
+    is_flag=True,
+    help="Accept signatures by a key whose private half is in the repository (the demo only).",
+)
+@click.option(
+    "--since",
+    "since",
+    multiple=True,
+    metavar="REF|SHA256",
+    help="Prove every approvals chain only grew since this git ref or approval-line digest.",
+)
+def verify(
+    root: Path, trusted_keys: Path | None, as_json: bool, allow_demo_key: bool, since: tuple[str, ...]
+) -> None:
+    """The auditor's command: trust policy, signatures, hash chains, approvals; public keys only."""
     from harness.integrity import TrustedKeys
-    from replay.signing import load_trusted_keys, render_verify_table, verify_all, verify_json
+    from replay.signing import render_verify_table, verify_json
+    from replay.trust import DEMO_KEY_PROBLEM, demo_key_warning, since_problems, verify_under_policy
 
     store = GoldenStore(root)
-    trusted = TrustedKeys.load_dir(trusted_keys) if trusted_keys else load_trusted_keys(store)
-    results = verify_all(store, trusted)
-    click.echo(verify_json(results) if as_json else render_verify_table(results))
-    sys.exit(EXIT_OK if results and all(r.ok for r in results) else EXIT_FAILED)
+    pinned = TrustedKeys.load_dir(trusted_keys) if trusted_keys else None
+    results = verify_under_policy(store, allow_demo_key=allow_demo_key, pinned=pinned)
+    rollback = since_problems(store, since)
+    ok = bool(results) and all(r.ok for r in results) and not rollback
+    problems = [p for r in results for p in r.problems]
+    if not as_json and problems and all(DEMO_KEY_PROBLEM in p for p in problems):
+        demo = sum(not r.ok for r in results)
+        click.echo(
+            f"error: {demo} of {len(results)} signed files (goldens and the trust policy) are "
+            "signed only by a key whose private half is in the repository (the demo key): anyone "
+            "can forge them; re-sign with your own key, or pass --allow-demo-key to run the demo",
+            err=True,
+        )
+        sys.exit(EXIT_FAILED)
+    if allow_demo_key and (demo_warning := demo_key_warning(store)):
+        click.echo(f"warning: {demo_warning}", err=True)
+    click.echo(verify_json(results) if as_json else render_verify_table(results), nl=False)
+    for problem in rollback:
+        click.echo(f"rollback: {problem}", err=not as_json)
+    if since and not rollback:
+        click.echo(f"approvals only grew since {', '.join(since)}")
+    sys.exit(EXIT_OK if ok else EXIT_FAILED)
 
 
 @main.command()
@@ -280,6 +377,10 @@ def provider_sim(args: tuple[str, ...]) -> None:
 
     sys.exit(sim_main(list(args)))
 
+
+from replay.cli_trust import register as _register_trust_commands  # noqa: E402
+
+_register_trust_commands(main)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -26,6 +26,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 from freezegun import freeze_time
 from sqlalchemy import select
+from vcr.record_mode import RecordMode
 
 from harness import __version__
 from harness.accounts import create_tenant, issue_key
@@ -63,6 +64,7 @@ class ScenarioRun:
     audit: list[dict[str, Any]]
     unexpected_statuses: tuple[str, ...]
     cassette_misses: tuple[str, ...] = ()
+    unused_interactions: tuple[str, ...] = ()  # recorded answers replay never asked for
 
     @property
     def trace_bytes(self) -> bytes:
@@ -157,7 +159,14 @@ def network_blocked(name: str) -> Iterator[None]:
 
 
 def run_scenario(
-    scenario: Scenario, *, name: str, source: str, cassette: Path, record: bool, workdir: Path
+    scenario: Scenario,
+    *,
+    name: str,
+    source: str,
+    cassette: Path,
+    record: bool,
+    workdir: Path,
+    record_mode: RecordMode | None = None,
 ) -> ScenarioRun:
     """Drive every step of ``scenario`` through the real API; return the trace."""
     if not record and not cassette.exists():
@@ -168,7 +177,7 @@ def run_scenario(
     with ExitStack() as stack:
         frozen = stack.enter_context(freeze_time(scenario.start_time, real_asyncio=True))
         base_url, api_key = stack.enter_context(_provider(scenario, source, record=record))
-        tape = stack.enter_context(use_cassette(cassette, record=record))
+        tape = stack.enter_context(use_cassette(cassette, record=record, mode=record_mode))
         if not record:
             stack.enter_context(network_blocked(name))
         settings = Settings(
@@ -213,8 +222,24 @@ def run_scenario(
         trace = _build_trace(rt, scenario, name=name, api=api, sink=sink)
         audit = trace["audit"]
         misses = tuple(tape.__dict__.get("misses", ()))
+        unused = () if record else _unused_interactions(tape)
     return ScenarioRun(
-        trace=trace, audit=audit, unexpected_statuses=tuple(unexpected), cassette_misses=misses
+        trace=trace,
+        audit=audit,
+        unexpected_statuses=tuple(unexpected),
+        cassette_misses=misses,
+        unused_interactions=unused,
+    )
+
+
+def _unused_interactions(tape: Any) -> tuple[str, ...]:
+    """``#index METHOD path`` of every recorded interaction this replay never played."""
+    from urllib.parse import urlsplit
+
+    return tuple(
+        f"#{i} {request.method} {urlsplit(request.uri).path}"
+        for i, (request, _) in enumerate(tape.data)
+        if tape.play_counts[i] == 0
     )
 
 

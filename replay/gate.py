@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -66,31 +66,93 @@ def _golden_bytes(store: GoldenStore, name: str) -> bytes:
 
 
 def check_scenario(
-    store: GoldenStore, name: str, *, repeat: int, ci: bool, workroot: Path, verify_signatures: bool
+    store: GoldenStore,
+    name: str,
+    *,
+    repeat: int,
+    ci: bool,
+    workroot: Path,
+    verify_signatures: bool,
+    allow_demo_key: bool = True,
 ) -> ScenarioResult:
+    """Replay one golden and diff it (signatures first, when asked)."""
+    return _check_scenario(
+        store,
+        name,
+        repeat=repeat,
+        ci=ci,
+        workroot=workroot,
+        verify_signatures=verify_signatures,
+        allow_demo_key=allow_demo_key,
+    )[0]
+
+
+def _check_scenario(
+    store: GoldenStore,
+    name: str,
+    *,
+    repeat: int,
+    ci: bool,
+    workroot: Path,
+    verify_signatures: bool,
+    allow_demo_key: bool,
+) -> tuple[ScenarioResult, tuple[str, ...]]:
+    """The verdict and the cassette interactions the replay never used."""
     try:
         golden = _golden_bytes(store, name)
+        load_scenario(store.paths(name).scenario)  # a broken input file is named before anything else
         if verify_signatures:
-            from replay.signing import load_trusted_keys, verify_golden
+            from replay.trust import verify_scenario
 
-            verification = verify_golden(store, name, load_trusted_keys(store))
+            verification = verify_scenario(store, name, allow_demo_key=allow_demo_key, bind_inputs=False)
             if not verification.ok:
-                return ScenarioResult(
-                    name,
-                    ScenarioStatus.ERROR,
-                    message="signature check failed: " + "; ".join(verification.problems),
+                return (
+                    ScenarioResult(
+                        name,
+                        ScenarioStatus.ERROR,
+                        message="signature check failed: " + "; ".join(verification.problems),
+                    ),
+                    (),
                 )
         first = replay_once(store, name, workroot=workroot)
         if repeat > 1:
             others = [replay_once(store, name, workroot=workroot).trace for _ in range(repeat - 1)]
             wobble = find_nondeterminism([first.trace, *others])
             if not wobble.equal:
-                return ScenarioResult(
-                    name, ScenarioStatus.NONDETERMINISTIC, diff=wobble, message=f"{repeat} replays disagree"
+                return (
+                    ScenarioResult(
+                        name,
+                        ScenarioStatus.NONDETERMINISTIC,
+                        diff=wobble,
+                        message=f"{repeat} replays disagree",
+                    ),
+                    (),
                 )
         diff = diff_trace_bytes(golden, first.trace_bytes)
     except ReplayError as exc:
-        return ScenarioResult(name, ScenarioStatus.ERROR, message=str(exc))
+        return ScenarioResult(name, ScenarioStatus.ERROR, message=str(exc)), ()
+    return _verdict(
+        store,
+        name,
+        first,
+        diff,
+        ci=ci,
+        verify_signatures=verify_signatures,
+        allow_demo_key=allow_demo_key,
+    )
+
+
+def _verdict(
+    store: GoldenStore,
+    name: str,
+    first: ScenarioRun,
+    diff: TraceDiff,
+    *,
+    ci: bool,
+    verify_signatures: bool,
+    allow_demo_key: bool,
+) -> tuple[ScenarioResult, tuple[str, ...]]:
+    """Judge a finished replay: misses, equality, approved inputs; write ``.new`` on a diff."""
     miss_note = ""
     if first.cassette_misses:
         miss_note = (
@@ -98,15 +160,29 @@ def check_scenario(
             f"first: {first.cassette_misses[0]}"
         )
         if diff.equal:
-            return ScenarioResult(name, ScenarioStatus.ERROR, message=miss_note)
+            return ScenarioResult(name, ScenarioStatus.ERROR, message=miss_note), ()
     if diff.equal:
-        return ScenarioResult(name, ScenarioStatus.PASSED, diff=TraceDiff())
+        if verify_signatures:
+            from replay.trust import verify_scenario
+
+            bound = verify_scenario(store, name, allow_demo_key=allow_demo_key)
+            if not bound.ok:
+                message = (
+                    "the replay matches but an approved input changed: "
+                    + "; ".join(bound.problems)
+                    + f"; review and approve it with `harness-replay approve {name}`"
+                )
+                return ScenarioResult(name, ScenarioStatus.ERROR, message=message), ()
+        return ScenarioResult(name, ScenarioStatus.PASSED, diff=TraceDiff()), first.unused_interactions
     new_path = None
     if not ci:
         new_path = store.display(store.write_new(name, first.trace_bytes, ci=False))
     notes = [n for n in (miss_note, "" if new_path else "CI=true: no .new file written") if n]
-    return ScenarioResult(
-        name, ScenarioStatus.REGRESSED, diff=diff, new_trace_path=new_path, message="\n".join(notes)
+    return (
+        ScenarioResult(
+            name, ScenarioStatus.REGRESSED, diff=diff, new_trace_path=new_path, message="\n".join(notes)
+        ),
+        (),
     )
 
 
@@ -116,38 +192,87 @@ def check(
     *,
     repeat: int = 1,
     ci: bool = False,
-    unreferenced: Unreferenced = Unreferenced.REJECT,
+    unreferenced: Unreferenced | None = None,
     verify_signatures: bool = True,
+    allow_demo_key: bool = True,
+    on_scenario: Callable[[str], None] | None = None,
 ) -> CheckOutcome:
-    """Replay ``names`` (default: every scenario); strays and pending updates per ``unreferenced``."""
+    """Replay ``names`` (default: every scenario) and look for strays around them.
+
+    Strays (unreferenced files, pending ``.new`` updates) fail the run unless ``unreferenced``
+    is ``warn`` or ``delete``; under CI a pending update always fails. Recorded interactions a
+    replay never used are a warning, and fail the run only with an explicit
+    ``unreferenced=reject`` (syrupy's unused snapshots). With ``names`` only the strays of
+    those scenarios are looked at.
+    """
     known = store.scenario_names()
     unknown = sorted(set(names) - set(known))
     if unknown:
         raise GoldenMissing(f"no scenario named {', '.join(unknown)} (known: {', '.join(known) or 'none'})")
     selected = list(names) or known
+    results: list[ScenarioResult] = []
+    unused: dict[str, tuple[str, ...]] = {}
     with tempfile.TemporaryDirectory(prefix="harness-replay-") as tmp:
-        results = [
-            check_scenario(
-                store, name, repeat=repeat, ci=ci, workroot=Path(tmp), verify_signatures=verify_signatures
+        for name in selected:
+            result, never_played = _check_scenario(
+                store,
+                name,
+                repeat=repeat,
+                ci=ci,
+                workroot=Path(tmp),
+                verify_signatures=verify_signatures,
+                allow_demo_key=allow_demo_key,
             )
-            for name in selected
-        ]
-    warnings: list[str] = []
-    if not names:
-        strays = [store.display(p) for p in store.unreferenced()]
-        pending = [n for n in store.pending() if n not in {r.name for r in results if r.status.failed}]
-        problems = [f"unreferenced file {s}" for s in strays] + [
-            f"pending update for {n} (run `harness-replay review`)" for n in pending
-        ]
-        if unreferenced is Unreferenced.DELETE:
-            for path in store.unreferenced():
-                path.unlink() if path.is_file() else None
-            warnings.extend(f"deleted {s}" for s in strays)
-        elif unreferenced is Unreferenced.WARN:
-            warnings.extend(problems)
-        elif problems:
-            results.append(ScenarioResult("(goldens)", ScenarioStatus.ERROR, message="; ".join(problems)))
+            results.append(result)
+            if on_scenario is not None:
+                on_scenario(name)
+            if never_played:
+                unused[name] = never_played
+    mode = unreferenced or Unreferenced.REJECT
+    stray_paths = store.unreferenced(names or None)
+    strays = [store.display(p) for p in stray_paths]
+    failed = {r.name for r in results if r.status.failed}
+    pending = [n for n in store.pending() if n in set(selected) and n not in failed]
+    problems, warnings = _hygiene(
+        mode,
+        explicit_reject=unreferenced is Unreferenced.REJECT,
+        ci=ci,
+        strays=[f"unreferenced file {s}" for s in strays],
+        pending=[f"pending update for {n} (run `harness-replay review`)" for n in pending],
+        unused=[
+            f"cassettes/{name}.yaml has {len(items)} recorded interaction(s) that replay never used "
+            f"({', '.join(items)}); re-record with `harness-replay record {name}`"
+            for name, items in sorted(unused.items())
+        ],
+    )
+    if mode is Unreferenced.DELETE:
+        for path in stray_paths:
+            path.unlink() if path.is_file() else None
+        warnings = [f"deleted {s}" for s in strays] + warnings
+    if problems:
+        results.append(ScenarioResult("(goldens)", ScenarioStatus.ERROR, message="; ".join(problems)))
     return CheckOutcome(results=tuple(results), warnings=tuple(warnings))
+
+
+def _hygiene(
+    mode: Unreferenced,
+    *,
+    explicit_reject: bool,
+    ci: bool,
+    strays: list[str],
+    pending: list[str],
+    unused: list[str],
+) -> tuple[list[str], list[str]]:
+    """(problems that fail the run, warnings) for strays, pending updates and unused interactions."""
+    problems: list[str] = []
+    warnings: list[str] = []
+    if mode is Unreferenced.REJECT:
+        problems += strays
+    elif mode is Unreferenced.WARN:
+        warnings += strays
+    (problems if mode is Unreferenced.REJECT or ci else warnings).extend(pending)
+    (problems if explicit_reject else warnings).extend(unused)
+    return problems, warnings
 
 
 def record(store: GoldenStore, name: str, *, workroot: Path) -> ScenarioRun:

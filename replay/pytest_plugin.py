@@ -50,6 +50,33 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
     return None
 
 
+@pytest.fixture(scope="module")
+def vcr_config() -> dict[str, Any]:
+    """pytest-recording's configuration: the project's scrubbing and request matcher."""
+    from replay.vcr_setup import vcr_config as project_vcr_config
+
+    return project_vcr_config()
+
+
+def pytest_recording_configure(config: pytest.Config, vcr: Any) -> None:
+    """Register the canonical-request matcher that ``vcr_config`` names."""
+    from replay.vcr_setup import BODY_MATCHER, harness_request_matcher
+
+    vcr.register_matcher(BODY_MATCHER, harness_request_matcher)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Unit tier: no network but loopback (pytest-recording's ``block_network``)."""
+    from replay.vcr_setup import LOOPBACK_HOSTS
+
+    if not config.pluginmanager.hasplugin("recording"):
+        return
+    for item in items:
+        if item.get_closest_marker("tier0") and not item.get_closest_marker("block_network"):
+            item.add_marker(pytest.mark.block_network(allowed_hosts=list(LOOPBACK_HOSTS)))
+
+
 @pytest.fixture
 def golden_snapshot(snapshot: Any) -> Any:
     """syrupy's ``snapshot``, stored as canonical JSON under ``goldens/_snapshots/``."""

@@ -147,6 +147,7 @@ def interactive_review(
     isatty: bool,
     at_fn: Callable[[], str] | None = None,
     default_reason: str = DEFAULT_REASON,
+    before_accept: Callable[[str], tuple[bool, str]] | None = None,
 ) -> ReviewSummary:
     """Walk every pending update, show its diff and ask what to do with it.
 
@@ -154,6 +155,8 @@ def interactive_review(
     end of input skips whatever is left. On accept the reason is asked with
     ``reason_prompt`` (empty answer: ``default_reason``); with ``reason_prompt=None`` it is
     not asked. ``isatty`` turns on colour. ``at_fn`` stamps approvals (default: now, UTC).
+    ``before_accept(name)`` runs first on every accept (the stale-cassette re-record): it
+    returns whether to go ahead and what to show; a refusal leaves the update pending.
     """
     clock = at_fn or utc_now
     session = _Session(input_fn=input_fn, output=output, echo=not isatty)
@@ -194,19 +197,19 @@ def interactive_review(
                 batch_reason = reason if batch == "a" else None
             else:
                 reason = batch_reason
-            try:
-                entry = accept(
-                    store, update.name, signer=signer, approver=approver, reason=reason, at=clock()
-                )
-            except ReplayError as exc:
-                failed.append(update.name)
-                session.say(f"could not accept {update.name}: {exc}")
-                continue
-            accepted.append(update.name)
-            session.say(
-                f"accepted {update.name}: approved by {entry['approver']} "
-                f"(trace sha256 {entry['new_trace_sha256'][:12]}…, key {entry['keyid']})"
+            outcome = _try_accept(
+                store,
+                update.name,
+                session=session,
+                signer=signer,
+                approver=approver,
+                reason=reason,
+                at=clock(),
+                before_accept=before_accept,
+                reask=session.choose if batch is None else None,
             )
+            outcomes = {"accepted": accepted, "skipped": skipped, "failed": failed, "rejected": rejected}
+            outcomes[outcome].append(update.name)
     summary = ReviewSummary(tuple(accepted), tuple(rejected), tuple(skipped), tuple(failed))
     session.say("")
     session.say(
@@ -214,6 +217,50 @@ def interactive_review(
         + (f", {len(failed)} failed" if failed else "")
     )
     return summary
+
+
+def _try_accept(
+    store: GoldenStore,
+    name: str,
+    *,
+    session: _Session,
+    signer: Signer,
+    approver: str,
+    reason: str,
+    at: str,
+    before_accept: Callable[[str], tuple[bool, str]] | None,
+    reask: Callable[[], str] | None = None,
+) -> str:
+    """Accept one update after the ``before_accept`` check: "accepted", "skipped", "rejected" or
+    "failed". When the check changed the update (a re-recording), ``reask`` asks again about it."""
+    if before_accept is not None:
+        proceed, shown = before_accept(name)
+        if shown:
+            session.say(shown)
+        if not proceed:
+            answer = reask() if reask is not None else "s"
+            if answer in {"a", "A"}:
+                session.say(f"accepting the re-recorded update of {name}")
+                proceed, shown = before_accept(name)
+                if shown:
+                    session.say(shown)
+            elif answer in {"r", "R"}:
+                store.discard(name)
+                session.say(f"rejected {name}: pending files discarded")
+                return "rejected"
+        if not proceed:
+            session.say(f"{name} stays pending: review it again")
+            return "skipped"
+    try:
+        entry = accept(store, name, signer=signer, approver=approver, reason=reason, at=at)
+    except ReplayError as exc:
+        session.say(f"could not accept {name}: {exc}")
+        return "failed"
+    session.say(
+        f"accepted {name}: approved by {entry['approver']} "
+        f"(trace sha256 {entry['new_trace_sha256'][:12]}…, key {entry['keyid']})"
+    )
+    return "accepted"
 
 
 class _Session:

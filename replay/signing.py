@@ -38,6 +38,7 @@ from replay._golden_verify import (
     GoldenCheck,
     GoldenVerification,
     approval_link_problems,
+    file_sha256,
     render_verify_table,
     verify_all,
     verify_golden,
@@ -142,6 +143,8 @@ def sign_golden(store: GoldenStore, name: str, *, signer: Signer) -> None:
         "scenario": name,
         "audit_sha256": sha256_hex(audit_bytes),
         "trace_sha256": sha256_hex(trace_bytes),
+        "cassette_sha256": file_sha256(paths.cassette),
+        "scenario_sha256": file_sha256(paths.scenario),
         "entries": len(audit_bytes.splitlines()),
     }
     envelope = sign_envelope(AUDIT_PAYLOAD_TYPE, jcs_bytes(statement), signer)
@@ -176,12 +179,15 @@ def append_approval(
     entry: dict[str, Any] = {
         "format_version": APPROVAL_FORMAT_VERSION,
         "scenario": name,
+        "counter": len(lines) + 1,
         "approver": approver.strip(),
         "at": at,
         "reason": reason.strip() or DEFAULT_REASON,
         "old_trace_sha256": old_trace_sha256,
         "new_trace_sha256": sha256_hex(trace_bytes),
         "audit_sha256": sha256_hex(audit_bytes),
+        "cassette_sha256": file_sha256(paths.cassette),
+        "scenario_sha256": file_sha256(paths.scenario),
         "prev_line_sha256": sha256_hex(lines[-1]) if lines else None,
         "keyid": signer.keyid,
     }

@@ -22,7 +22,13 @@ from replay.store import GOLDENS_DIR, SNAPSHOTS_DIR
 
 if TYPE_CHECKING:
     from syrupy.location import PyTestLocation
-    from syrupy.types import PropertyFilter, PropertyMatcher, SerializableData, SerializedData
+    from syrupy.types import (
+        PropertyFilter,
+        PropertyMatcher,
+        PropertyPath,
+        SerializableData,
+        SerializedData,
+    )
 
 SNAPSHOT_FORMAT_VERSION = 1
 
@@ -47,6 +53,55 @@ def to_json_data(value: Any) -> Any:
     )
 
 
+def _filtered(
+    value: Any,
+    *,
+    path: PropertyPath,
+    exclude: PropertyFilter | None,
+    include: PropertyFilter | None,
+    matcher: PropertyMatcher | None,
+) -> Any:
+    """syrupy's ``exclude``/``include``/``matcher`` applied the way its amber serializer does:
+    the matcher sees every node (original objects, so ``path_type`` can match a ``datetime``)
+    with its path of ``(key, type)`` pairs; the filters decide per key of a mapping or sequence.
+    A matcher's ``Repr`` placeholder becomes its text."""
+    if matcher is not None:
+        value = matcher(data=value, path=path)
+    if type(value).__name__ == "Repr" and type(value).__module__.startswith("syrupy"):
+        return repr(value)
+    if isinstance(value, BaseModel):
+        value = value.model_dump(mode="json")
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        items: list[tuple[Any, Any]] = list(value.items())
+    elif isinstance(value, list | tuple):
+        items = list(enumerate(value))
+    else:
+        return value
+
+    def keep(key: Any) -> bool:
+        return (exclude is None or not exclude(prop=key, path=path)) and (
+            include is None or include(prop=key, path=path)
+        )
+
+    kept = [
+        (
+            key,
+            _filtered(
+                child,
+                path=(*path, (key, type(child))),
+                exclude=exclude,
+                include=include,
+                matcher=matcher,
+            ),
+        )
+        for key, child in items
+        if keep(key)
+    ]
+    return dict(kept) if isinstance(value, dict) else [child for _, child in kept]
+
+
 def _project_root(start: Path) -> Path:
     for folder in (start, *start.parents):
         if (folder / GOLDENS_DIR).is_dir():
@@ -68,6 +123,8 @@ class GoldenJSONExtension(SingleFileSnapshotExtension):
         include: PropertyFilter | None = None,
         matcher: PropertyMatcher | None = None,
     ) -> SerializedData:
+        if exclude is not None or include is not None or matcher is not None:
+            data = _filtered(data, path=(), exclude=exclude, include=include, matcher=matcher)
         body = {"format_version": SNAPSHOT_FORMAT_VERSION, "snapshot": to_json_data(data)}
         return dumps_canonical(body)
 

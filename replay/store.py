@@ -156,15 +156,26 @@ class GoldenStore:
             if any(path.exists() for path in self.paths(name).new_files)
         ]
 
-    def unreferenced(self) -> list[Path]:
+    def unreferenced(self, only: Iterable[str] | None = None) -> list[Path]:
         """Files and folders no scenario accounts for; they fail the run until removed.
 
         Cassettes (and their ``.new``) without a scenario, golden folders without
         ``scenario.yaml``, and anything in a golden folder besides the known files.
-        Hidden files (``.gitkeep``, editor swap files) are ignored.
+        Hidden files (``.gitkeep``, editor swap files) are ignored. With ``only``, just
+        the strays inside those scenarios' golden folders.
         """
         names = set(self.scenario_names())
         found: list[Path] = []
+        if only is not None:
+            for name in sorted(set(only)):
+                folder = self.paths(name).folder
+                if folder.is_dir():
+                    found += [
+                        child
+                        for child in sorted(folder.iterdir())
+                        if not _hidden(child) and child.name not in _KNOWN_GOLDEN_FILES
+                    ]
+            return found
         if self.goldens_dir.is_dir():
             for entry in sorted(self.goldens_dir.iterdir()):
                 if _hidden(entry) or not entry.is_dir() or entry.name in {KEYS_DIR, SNAPSHOTS_DIR}:

@@ -33,6 +33,8 @@ def run(
     env.update({"HARNESS_SIGNING_KEY": str(DEMO_KEY), "HARNESS_APPROVER": "Test Reviewer"})
     if ci:
         env["CI"] = "true"
+    if args[0] in {"check", "verify"}:
+        args = (*args, "--allow-demo-key")  # these goldens are signed with the committed demo key
     return subprocess.run(
         [str(CLI), *args, "--root", str(project)] if args[0] != "keygen" else [str(CLI), *args],
         input=stdin,

@@ -207,7 +207,7 @@ def test_unreferenced_cassette_fails_the_gate(project: GoldenStore) -> None:
 def test_cli_exit_codes(project: GoldenStore) -> None:
     cli = Path(sys.executable).parent / "harness-replay"
     ok = subprocess.run(
-        [str(cli), "check", "--root", str(project.root), "bad_requests"],
+        [str(cli), "check", "--root", str(project.root), "--allow-demo-key", "bad_requests"],
         check=False,
         capture_output=True,
         text=True,
@@ -226,7 +226,7 @@ def test_cli_exit_codes(project: GoldenStore) -> None:
     assert usage.returncode == 2
     assert usage.stderr.startswith("error: no scenario named no_such_scenario")
     verify = subprocess.run(
-        [str(cli), "verify", "--root", str(project.root)],
+        [str(cli), "verify", "--root", str(project.root), "--allow-demo-key"],
         check=False,
         capture_output=True,
         text=True,

@@ -138,16 +138,20 @@ def test_envelope_and_approval_have_the_documented_shape(store: GoldenStore, ali
     assert envelope["payloadType"] == AUDIT_PAYLOAD_TYPE
     statement = json.loads(base64.b64decode(envelope["payload"]))
     assert statement == {
-        "format_version": 1,
+        "format_version": 2,
         "scenario": NAME,
         "audit_sha256": sha256_hex(paths.audit.read_bytes()),
         "trace_sha256": sha256_hex(paths.trace.read_bytes()),
+        "cassette_sha256": None,  # this golden never talked to a provider
+        "scenario_sha256": sha256_hex(paths.scenario.read_bytes()),
         "entries": 5,
     }
     (line,) = approval_lines(store)
     approval = json.loads(line)
     assert line == jcs_bytes(approval) + b"\n"
     assert approval["prev_line_sha256"] is None
+    assert approval["counter"] == 1
+    assert approval["scenario_sha256"] == statement["scenario_sha256"]
     assert approval["keyid"] == alice.keyid
     assert approval["new_trace_sha256"] == statement["trace_sha256"]
     assert approval["audit_sha256"] == statement["audit_sha256"]
@@ -156,6 +160,7 @@ def test_envelope_and_approval_have_the_documented_shape(store: GoldenStore, ali
 
     second = approve(store, NAME, alice, reason="again", at="2026-01-02T10:00:00+00:00")
     assert second["prev_line_sha256"] == sha256_hex(line.rstrip(b"\n"))
+    assert second["counter"] == 2
 
 
 def test_verify_all_and_json_cover_every_scenario(
