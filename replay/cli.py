@@ -9,27 +9,23 @@ from __future__ import annotations
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
 
 import click
 
+from harness.cli_errors import OneLineErrorGroup
 from replay.errors import ReplayError
 from replay.store import GoldenStore, ci_mode
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
-class ReplayGroup(click.Group):
-    """Every deliberate error becomes one line and exit 2; never a traceback."""
+class ReplayGroup(OneLineErrorGroup):
+    """Every error becomes one line on stderr and exit 2, the same style as ``harness``."""
 
-    def invoke(self, ctx: click.Context) -> Any:
-        from harness.errors import HarnessError
-
-        try:
-            return super().invoke(ctx)
-        except (ReplayError, HarnessError) as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(EXIT_USAGE)
+    def deliberate_message(self, exc: Exception) -> str | None:
+        if isinstance(exc, ReplayError):
+            return str(exc)
+        return super().deliberate_message(exc)
 
 
 root_option = click.option(
@@ -42,8 +38,13 @@ root_option = click.option(
 
 
 @click.group(cls=ReplayGroup)
+@click.version_option(package_name="harness-replay")
 def main() -> None:
-    """Record, replay and review golden traces of the AI harness."""
+    """Record, replay and review golden traces of the AI harness.
+
+    Exit codes: 0 all good; 1 a regression, nondeterminism, bad signature or stray golden;
+    2 usage or input error (one line on stderr).
+    """
     from harness.observability import configure_logging
 
     configure_logging(stream=sys.stderr, level="ERROR")  # the report is the output; logs only on errors
@@ -85,6 +86,12 @@ def check(
     from replay.gate import check as run_check
     from replay.report import render_json, render_junit_xml, render_markdown, render_text
 
+    for option, path in (("--junit-xml", junit_xml), ("--markdown", markdown)):
+        if path is not None and not path.resolve().parent.is_dir():
+            # Checked before replaying: a typo must not cost a full run and then lose the report.
+            raise click.BadParameter(
+                f"folder {path.parent} does not exist; create it first", param_hint=option
+            )
     outcome = run_check(
         GoldenStore(root), names, repeat=repeat, ci=ci_mode(), unreferenced=Unreferenced(unreferenced)
     )
@@ -105,14 +112,40 @@ def check(
 @main.command()
 @root_option
 @click.argument("names", nargs=-1)
-@click.option("--all", "all_", is_flag=True, help="Re-record every scenario.")
+@click.option(
+    "--all", "all_", is_flag=True, help="Re-record every scenario (unchanged ones are not re-signed)."
+)
 @click.option("--reason", default="recorded", show_default=True, help="Why (kept in approvals.jsonl).")
-@click.option("--approver", help="Who (default: HARNESS_APPROVER, git user.name, OS user).")
-def record(root: Path, names: tuple[str, ...], all_: bool, reason: str, approver: str | None) -> None:
+@click.option(
+    "--approver", help="Who (default: HARNESS_APPROVER, the signing key's name, git user.name, OS user)."
+)
+@click.option(
+    "--endpoint",
+    metavar="URL",
+    help="Record against this OpenAI-compatible base URL (key from --api-key-env) instead of the "
+    "provider simulator. Never taken from the environment.",
+)
+@click.option(
+    "--api-key-env",
+    default="OPENAI_API_KEY",
+    show_default=True,
+    metavar="VAR",
+    help="Environment variable holding the API key for --endpoint.",
+)
+def record(
+    root: Path,
+    names: tuple[str, ...],
+    all_: bool,
+    reason: str,
+    approver: str | None,
+    endpoint: str | None,
+    api_key_env: str,
+) -> None:
     """Re-golden: re-record cassette, trace.json and audit.jsonl together, then sign (HARNESS_SIGNING_KEY)."""
     from harness.canonical import sha256_hex
+    from replay._cli_keys import LazySigner, default_approver
     from replay.gate import record as record_one
-    from replay.signing import append_approval, resolve_approver, sign_golden, signer_from_env, utc_now
+    from replay.signing import append_approval, sign_golden, utc_now
 
     store = GoldenStore(root)
     if ci_mode():
@@ -120,11 +153,20 @@ def record(root: Path, names: tuple[str, ...], all_: bool, reason: str, approver
     selected = list(names) or (store.scenario_names() if all_ else [])
     if not selected:
         raise click.UsageError("name at least one scenario, or pass --all")
-    signer, who = signer_from_env(), resolve_approver(approver)
+    target = _record_endpoint(endpoint, api_key_env)
+    signer, who = LazySigner(), default_approver(approver, store)
+    signer.keyid  # noqa: B018 -- fail on a missing key before any recording, not after the first
+    click.echo(f"recording against {target[0] if target else 'the provider simulator (loopback)'}", err=True)
+    changed = unchanged = 0
     with tempfile.TemporaryDirectory(prefix="harness-record-") as tmp:
         for name in selected:
+            before = _golden_files(store, name)
             old = store.read_trace_bytes(name)
-            result = record_one(store, name, workroot=Path(tmp))
+            result = record_one(store, name, workroot=Path(tmp), endpoint=target)
+            if before is not None and before == _golden_files(store, name):
+                unchanged += 1
+                click.echo(f"unchanged {name}: same cassette, trace and audit; signature kept")
+                continue
             sign_golden(store, name, signer=signer)
             append_approval(
                 store,
@@ -135,25 +177,60 @@ def record(root: Path, names: tuple[str, ...], all_: bool, reason: str, approver
                 old_trace_sha256=sha256_hex(old) if old is not None else None,
                 at=utc_now(),
             )
+            changed += 1
+            final = ", ".join(
+                f"{run}: {state}" for run, state in sorted(result.trace["final"]["runs"].items())
+            )
             click.echo(
                 f"recorded {name}: {len(result.trace['prompts'])} model call(s), "
-                f"{len(result.audit)} audit entries, final {result.trace['final']['runs']}"
+                f"{len(result.audit)} audit entries, final {final or 'no runs'}; signed by {who}"
             )
+    click.echo(f"record: {changed} re-recorded and signed, {unchanged} unchanged")
+
+
+def _record_endpoint(endpoint: str | None, api_key_env: str) -> tuple[str, str] | None:
+    import os
+
+    if endpoint is None:
+        return None
+    if not endpoint.startswith(("http://", "https://")):
+        raise click.BadParameter(f"{endpoint!r} is not an http(s) URL", param_hint="--endpoint")
+    key = os.environ.get(api_key_env, "")
+    if not key:
+        raise click.BadParameter(f"set {api_key_env} to the API key for {endpoint}", param_hint="--endpoint")
+    return endpoint, key
+
+
+def _golden_files(store: GoldenStore, name: str) -> tuple[bytes, ...] | None:
+    """The recorded files of ``name`` with a signature, or None when any is missing."""
+    paths = store.paths(name)
+    files = (paths.trace, paths.audit, paths.cassette, paths.audit_dsse)
+    if not all(p.is_file() for p in files):
+        return None
+    return tuple(p.read_bytes() for p in files)
 
 
 @main.command()
 @root_option
-@click.option("--approver", help="Who is reviewing (default: HARNESS_APPROVER, git user.name, OS user).")
+@click.option(
+    "--approver",
+    help="Who is reviewing (default: HARNESS_APPROVER, the signing key's name, git user.name, OS user).",
+)
 @click.option("--reason", help="Use this reason for every accept instead of asking.")
 def review(root: Path, approver: str | None, reason: str | None) -> None:
-    """Review pending updates like `cargo insta review`: a accept, r reject, s skip, A/R/S for all."""
-    from replay.review import REASON_PROMPT, interactive_review
-    from replay.signing import DEFAULT_REASON, resolve_approver, signer_from_env
+    """Review pending updates like `cargo insta review`: a accept, r reject, s skip, A/R/S for all.
 
+    Only accepting signs, so viewing and rejecting need no HARNESS_SIGNING_KEY.
+    """
+    from replay._cli_keys import LazySigner, default_approver
+    from replay.review import REASON_PROMPT, interactive_review
+    from replay.signing import DEFAULT_REASON
+
+    store = GoldenStore(root)
     summary = interactive_review(
-        GoldenStore(root),
-        signer=signer_from_env(),
-        approver=resolve_approver(approver),
+        store,
+        signer=LazySigner(),
+        approver=default_approver(approver, store),
         isatty=sys.stdin.isatty(),
         reason_prompt=None if reason else REASON_PROMPT,
         default_reason=reason or DEFAULT_REASON,
@@ -164,7 +241,7 @@ def review(root: Path, approver: str | None, reason: str | None) -> None:
 
 @main.command()
 @root_option
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable list (name, counts, sections).")
 def pending(root: Path, as_json: bool) -> None:
     """List scenarios with pending (.new) updates."""
     import json
@@ -198,20 +275,23 @@ def pending(root: Path, as_json: bool) -> None:
 @main.command()
 @root_option
 @click.argument("names", nargs=-1)
-@click.option("--all", "all_", is_flag=True)
-@click.option("--reason", default="reviewed", show_default=True)
-@click.option("--approver")
+@click.option("--all", "all_", is_flag=True, help="Accept every pending update.")
+@click.option("--reason", default="reviewed", show_default=True, help="Why (kept in approvals.jsonl).")
+@click.option(
+    "--approver", help="Who (default: HARNESS_APPROVER, the signing key's name, git user.name, OS user)."
+)
 def accept(root: Path, names: tuple[str, ...], all_: bool, reason: str, approver: str | None) -> None:
-    """Accept pending updates: promote, re-sign, append a signed approval."""
+    """Accept pending updates: promote, re-sign, append a signed approval (needs HARNESS_SIGNING_KEY)."""
+    from replay._cli_keys import default_approver
     from replay.review import accept as accept_one
     from replay.review import list_pending
-    from replay.signing import resolve_approver, signer_from_env, utc_now
+    from replay.signing import signer_from_env, utc_now
 
     store = GoldenStore(root)
     selected = list(names) or ([p.name for p in list_pending(store)] if all_ else [])
     if not selected:
         raise click.UsageError("name at least one scenario, or pass --all")
-    signer, who = signer_from_env(), resolve_approver(approver)
+    signer, who = signer_from_env(), default_approver(approver, store)
     for name in selected:
         entry = accept_one(store, name, signer=signer, approver=who, reason=reason, at=utc_now())
         click.echo(f"accepted {name}: {entry['old_trace_sha256']} -> {entry['new_trace_sha256']}")
@@ -237,7 +317,7 @@ def reject(root: Path, names: tuple[str, ...]) -> None:
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="Directory of *.pub.json keys to trust (default: goldens/keys).",
 )
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable results instead of the table.")
 def verify(root: Path, trusted_keys: Path | None, as_json: bool) -> None:
     """The auditor's command: signatures, hash chains, approvals; public keys only."""
     from harness.integrity import TrustedKeys
@@ -262,6 +342,13 @@ def keygen(private_key: Path, name: str, public_out: Path | None) -> None:
     """Make an Ed25519 signing key (0600) and its public key file for goldens/keys/."""
     from harness.integrity import Ed25519Signer, write_private_key_pem, write_public_key
 
+    for folder in {private_key.parent, (public_out or private_key).parent}:
+        # A new folder for a private key is the owner's alone (0700), like ~/.ssh.
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if private_key.exists():
+        raise click.BadParameter(
+            f"{private_key} already exists; choose another path", param_hint="PRIVATE_KEY"
+        )
     signer = Ed25519Signer.generate()
     write_private_key_pem(private_key, signer.private_key)
     out = public_out or private_key.with_suffix(".pub.json")

@@ -11,7 +11,6 @@ artifact files and the event sink.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import socket
 import tempfile
@@ -43,7 +42,7 @@ from harness.orchestrator.prompts import TEMPLATE_NAMES
 from harness.providers.openai_client import OpenAIChatClient
 from harness.redaction import redact, redact_data
 from harness.runtime import Runtime, build_runtime
-from harness.settings import Settings
+from harness.settings import settings_without_environment
 from replay.cassette import PROVIDER_ORIGIN, CassetteMissSignal, use_cassette
 from replay.errors import CassetteMiss, ScenarioError
 from replay.provider_sim import start_simulator
@@ -83,14 +82,19 @@ def _migrated_db(target: Path) -> str:
 
 
 @contextmanager
-def _provider(scenario: Scenario, source: str, *, record: bool) -> Iterator[tuple[str, str]]:
-    """(base URL, API key): the simulator or a real endpoint when recording; a dead origin in replay."""
+def _provider(
+    scenario: Scenario, source: str, *, record: bool, endpoint: tuple[str, str] | None = None
+) -> Iterator[tuple[str, str]]:
+    """(base URL, API key): the simulator, or ``endpoint`` when recording; a dead origin in replay.
+
+    A real endpoint is only ever the explicit ``endpoint`` (``record --endpoint URL``), never
+    ``OPENAI_BASE_URL`` from the shell: a stray variable must not send a scenario to a provider.
+    """
     if not record:
         yield f"{PROVIDER_ORIGIN}/v1", REPLAY_API_KEY
         return
-    base, key = os.environ.get("OPENAI_BASE_URL"), os.environ.get("OPENAI_API_KEY")
-    if base and key:
-        yield base, key
+    if endpoint is not None:
+        yield endpoint
         return
     with start_simulator(scenario.sim_script(source)) as sim:
         yield sim.base_url, "sk-sim-recording"
@@ -124,7 +128,14 @@ def network_blocked(name: str) -> Iterator[None]:
 
 
 def run_scenario(
-    scenario: Scenario, *, name: str, source: str, cassette: Path, record: bool, workdir: Path
+    scenario: Scenario,
+    *,
+    name: str,
+    source: str,
+    cassette: Path,
+    record: bool,
+    workdir: Path,
+    endpoint: tuple[str, str] | None = None,
 ) -> ScenarioRun:
     """Drive every step of ``scenario`` through the real API; return the trace."""
     if not record and not cassette.exists():
@@ -134,11 +145,12 @@ def run_scenario(
     sink = CollectingSink()
     with ExitStack() as stack:
         frozen = stack.enter_context(freeze_time(scenario.start_time, real_asyncio=True))
-        base_url, api_key = stack.enter_context(_provider(scenario, source, record=record))
+        base_url, api_key = stack.enter_context(_provider(scenario, source, record=record, endpoint=endpoint))
         tape = stack.enter_context(use_cassette(cassette, record=record))
         if not record:
             stack.enter_context(network_blocked(name))
-        settings = Settings(
+        # From the scenario and defaults only: HARNESS_* in the user's shell must not change a replay.
+        settings = settings_without_environment(
             data_dir=workdir / ".harness",
             database_url=_migrated_db(workdir / ".harness" / "harness.db"),
             seed=scenario.seed,

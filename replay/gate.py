@@ -54,9 +54,13 @@ def _golden_bytes(store: GoldenStore, name: str) -> bytes:
             f"scenario {name!r} has no trace.json; record it with `harness-replay record {name}`"
         )
     try:
-        version = json.loads(golden).get("format_version")
-    except ValueError:
-        version = None
+        parsed = json.loads(golden)
+    except ValueError as exc:
+        raise FormatVersionError(
+            f"scenario {name!r}: {store.display(store.paths(name).trace)} is not valid JSON ({exc}); "
+            f"restore it from git or re-record with `harness-replay record {name}`"
+        ) from None
+    version = parsed.get("format_version") if isinstance(parsed, dict) else None
     if version != TRACE_FORMAT_VERSION:
         raise FormatVersionError(
             f"scenario {name!r}: trace.json has format_version {version!r}, this engine writes "
@@ -150,7 +154,9 @@ def check(
     return CheckOutcome(results=tuple(results), warnings=tuple(warnings))
 
 
-def record(store: GoldenStore, name: str, *, workroot: Path) -> ScenarioRun:
+def record(
+    store: GoldenStore, name: str, *, workroot: Path, endpoint: tuple[str, str] | None = None
+) -> ScenarioRun:
     """Record ``name`` afresh: new cassette, new trace.json and audit.jsonl (explicit update)."""
     paths = store.paths(name)
     scenario = load_scenario(paths.scenario)
@@ -165,6 +171,7 @@ def record(store: GoldenStore, name: str, *, workroot: Path) -> ScenarioRun:
             cassette=cassette_tmp,
             record=True,
             workdir=Path(tempfile.mkdtemp(prefix=f"{name}-", dir=workroot)),
+            endpoint=endpoint,
         )
         if not cassette_tmp.exists():  # no provider call at all: an empty, versioned cassette
             from replay.cassette import empty_cassette_text
