@@ -1,0 +1,107 @@
+"""`harness-replay` run from a developer's shell: hermetic, explicit about endpoints, forgiving to read.
+
+Each test drives the real CLI in a subprocess on a scratch copy of the goldens.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.tier1]
+
+ROOT = Path(__file__).resolve().parents[2]
+CLI = Path(sys.executable).parent / "harness-replay"
+DEMO_KEY = ROOT / "goldens" / "keys" / "DEMO-ONLY-signing-key.pem"
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    for folder in ("goldens", "cassettes"):
+        shutil.copytree(ROOT / folder, tmp_path / folder)
+    return tmp_path
+
+
+def run(project: Path, *args: str, stdin: str = "", **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("HARNESS_", "OPENAI_", "CI"))}
+    return subprocess.run(
+        [str(CLI), *args, "--root", str(project)],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env={**clean, **env},
+        timeout=240,
+        check=False,
+    )
+
+
+def test_harness_variables_in_the_shell_do_not_change_a_replay(project: Path) -> None:
+    result = run(
+        project,
+        "check",
+        "rejection",
+        HARNESS_MAX_STEPS="1",
+        HARNESS_REQUIRE_SIGNED_REQUESTS="true",  # without a secret: invalid for the service itself
+        HARNESS_RATE_LIMIT_PER_KEY="1/hour",
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 passed" in result.stdout
+
+
+def test_record_never_follows_openai_variables_and_keeps_unchanged_goldens(project: Path) -> None:
+    approvals = project / "goldens" / "rejection" / "approvals.jsonl"
+    before = approvals.read_bytes()
+    result = run(
+        project,
+        "record",
+        "rejection",
+        HARNESS_SIGNING_KEY=str(DEMO_KEY),
+        OPENAI_BASE_URL="http://127.0.0.1:1/v1",  # a dead port: following it would fail the recording
+        OPENAI_API_KEY="sk-not-used",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "recording against the provider simulator" in result.stderr
+    assert "unchanged rejection" in result.stdout
+    assert approvals.read_bytes() == before  # nothing re-signed or re-approved
+
+
+def test_record_summary_is_readable_and_signed_by_the_keys_name(project: Path) -> None:
+    scenario = project / "goldens" / "rejection" / "scenario.yaml"
+    scenario.write_text(scenario.read_text().replace('reason: "not appropriate"', 'reason: "off-brand tone"'))
+    result = run(project, "record", "rejection", HARNESS_SIGNING_KEY=str(DEMO_KEY))
+    assert result.returncode == 0, result.stderr
+    assert "{" not in result.stdout  # no Python dict
+    assert ": REJECTED; signed by demo key" in result.stdout
+    assert "1 re-recorded and signed, 0 unchanged" in result.stdout
+
+
+def test_corrupt_cassette_and_trace_are_per_scenario_errors(project: Path) -> None:
+    (project / "cassettes" / "bad_requests.yaml").write_text(
+        "harness_cassette_format: 1\n<<<<<<< HEAD\ninteractions: []\n"
+    )
+    (project / "cassettes" / "wrong_role_approval.yaml").write_text("- just\n- a list\n")
+    (project / "goldens" / "rejection" / "trace.json").write_text('{"format_version": 1,')
+    result = run(project, "check", "bad_requests", "wrong_role_approval", "rejection", "self_approval_refused")
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    assert "cassettes/bad_requests.yaml: cassette is not valid YAML at line 3, column 1" in result.stdout
+    assert "cassettes/wrong_role_approval.yaml: not a cassette" in result.stdout
+    assert "goldens/rejection/trace.json is not valid JSON" in result.stdout
+    assert "1 passed, 3 error" in result.stdout  # the healthy scenario still ran
+
+
+def test_review_shows_and_rejects_without_a_signing_key(project: Path) -> None:
+    scenario = project / "goldens" / "rejection" / "scenario.yaml"
+    scenario.write_text(scenario.read_text().replace('reason: "not appropriate"', 'reason: "off-brand tone"'))
+    assert run(project, "check", "rejection").returncode == 1
+    shown = run(project, "review", stdin="s\n")
+    assert shown.returncode == 0, shown.stderr
+    assert "off-brand tone" in shown.stdout and "skipped rejection" in shown.stdout
+    rejected = run(project, "reject", "rejection")
+    assert rejected.returncode == 0, rejected.stderr
+    assert not (project / "goldens" / "rejection" / "trace.json.new").exists()
