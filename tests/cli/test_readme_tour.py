@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -29,9 +30,7 @@ def tour_block() -> str:
 def test_the_readme_tour_runs_as_written(tmp_path: Path) -> None:
     data = tmp_path / "data"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HARNESS_", "OPENAI_", "VIRTUAL_ENV"))}
-    env.update(
-        HARNESS_DATA_DIR=str(data), PORT=str(procs.free_port()), SIM_PORT=str(procs.free_port())
-    )
+    env.update(HARNESS_DATA_DIR=str(data), PORT=str(procs.free_port()), SIM_PORT=str(procs.free_port()))
     proc = subprocess.Popen(
         ["bash", "-e", "-c", tour_block()],
         cwd=ROOT,
@@ -49,10 +48,8 @@ def test_the_readme_tour_runs_as_written(tmp_path: Path) -> None:
         logs = {p.name: p.read_text()[-1500:] for p in data.glob("*.log")}
         pytest.fail(f"timed out after {TOUR_TIMEOUT_SECONDS} s waiting for the tour; {out=} {err=} {logs=}")
     finally:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
     assert proc.returncode == 0, f"{out}\n{err}"
     assert "Traceback" not in out + err
     lines = out.splitlines()

@@ -86,7 +86,8 @@ def test_corrupt_cassette_and_trace_are_per_scenario_errors(project: Path) -> No
     )
     (project / "cassettes" / "wrong_role_approval.yaml").write_text("- just\n- a list\n")
     (project / "goldens" / "rejection" / "trace.json").write_text('{"format_version": 1,')
-    result = run(project, "check", "bad_requests", "wrong_role_approval", "rejection", "self_approval_refused")
+    names = ("bad_requests", "wrong_role_approval", "rejection", "self_approval_refused")
+    result = run(project, "check", *names)
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stdout + result.stderr
     assert "cassettes/bad_requests.yaml: cassette is not valid YAML at line 3, column 1" in result.stdout
