@@ -156,7 +156,7 @@ def record(
     target = _record_endpoint(endpoint, api_key_env)
     signer, who = LazySigner(), default_approver(approver, store)
     signer.keyid  # noqa: B018 -- fail on a missing key before any recording, not after the first
-    click.echo(f"recording against {target[0] if target else 'the provider simulator (loopback)'}", err=True)
+    click.echo(f"recording against {target[0] if target else 'the provider simulator (loopback)'}")
     changed = unchanged = 0
     with tempfile.TemporaryDirectory(prefix="harness-record-") as tmp:
         for name in selected:

@@ -65,7 +65,7 @@ def test_record_never_follows_openai_variables_and_keeps_unchanged_goldens(proje
         OPENAI_API_KEY="sk-not-used",
     )
     assert result.returncode == 0, result.stderr
-    assert "recording against the provider simulator" in result.stderr
+    assert "recording against the provider simulator" in result.stdout
     assert "unchanged rejection" in result.stdout
     assert approvals.read_bytes() == before  # nothing re-signed or re-approved
 
