@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -92,9 +93,16 @@ def check(
             raise click.BadParameter(
                 f"folder {path.parent} does not exist; create it first", param_hint=option
             )
+    progress = _Progress(enabled=sys.stderr.isatty() and not ci_mode())
     outcome = run_check(
-        GoldenStore(root), names, repeat=repeat, ci=ci_mode(), unreferenced=Unreferenced(unreferenced)
+        GoldenStore(root),
+        names,
+        repeat=repeat,
+        ci=ci_mode(),
+        unreferenced=Unreferenced(unreferenced),
+        on_start=progress.show,
     )
+    progress.clear()
     results = list(outcome.results)
     if junit_xml:
         junit_xml.write_text(render_junit_xml(results), encoding="utf-8")
@@ -106,7 +114,42 @@ def check(
         click.echo(render_json(results))
     else:
         click.echo(render_text(results, color=sys.stdout.isatty() if color is None else color))
+        click.echo(_signature_line(results))
     sys.exit(EXIT_OK if outcome.ok else EXIT_FAILED)
+
+
+class _Progress:
+    """``[3/13] scenario`` on one rewritten stderr line, on a terminal only (quiet in CI and pipes)."""
+
+    def __init__(self, *, enabled: bool) -> None:
+        self.enabled, self._width = enabled, 0
+
+    def show(self, index: int, total: int, name: str) -> None:
+        if self.enabled:
+            text = f"[{index}/{total}] replaying {name}"
+            click.echo("\r" + text.ljust(self._width), err=True, nl=False)
+            self._width = len(text)
+
+    def clear(self) -> None:
+        if self.enabled and self._width:
+            click.echo("\r" + " " * self._width + "\r", err=True, nl=False)
+
+
+def _signature_line(results: list[Any]) -> str:
+    """The closing line: how many goldens had their signatures and approvals verified."""
+    from replay._report_overview import had_cassette_miss
+    from replay.results import ScenarioStatus
+
+    scenarios = [r for r in results if r.name != "(goldens)"]
+    bad = [r.name for r in scenarios if "signature check failed" in r.message]
+    # An ERROR before the signature check (missing or unreadable trace) never reached it.
+    verified = [r for r in scenarios if r.status is not ScenarioStatus.ERROR or had_cassette_miss(r)]
+    unchecked = [r.name for r in scenarios if r not in verified and r.name not in bad]
+    line = f"signatures: {len(verified)} of {len(scenarios)} goldens verified against goldens/keys/"
+    notes = [f"failed: {', '.join(bad)}"] * bool(bad) + [f"not reached: {', '.join(unchecked)}"] * bool(
+        unchecked
+    )
+    return line + (f" ({'; '.join(notes)})" if notes else "")
 
 
 @main.command()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -122,20 +122,27 @@ def check(
     ci: bool = False,
     unreferenced: Unreferenced = Unreferenced.REJECT,
     verify_signatures: bool = True,
+    on_start: Callable[[int, int, str], None] | None = None,
 ) -> CheckOutcome:
-    """Replay ``names`` (default: every scenario); strays and pending updates per ``unreferenced``."""
+    """Replay ``names`` (default: every scenario); strays and pending updates per ``unreferenced``.
+
+    ``on_start(index, total, name)`` is called before each scenario (a progress display).
+    """
     known = store.scenario_names()
     unknown = sorted(set(names) - set(known))
     if unknown:
         raise GoldenMissing(f"no scenario named {', '.join(unknown)} (known: {', '.join(known) or 'none'})")
     selected = list(names) or known
     with tempfile.TemporaryDirectory(prefix="harness-replay-") as tmp:
-        results = [
-            check_scenario(
-                store, name, repeat=repeat, ci=ci, workroot=Path(tmp), verify_signatures=verify_signatures
+        results = []
+        for index, name in enumerate(selected, start=1):
+            if on_start is not None:
+                on_start(index, len(selected), name)
+            results.append(
+                check_scenario(
+                    store, name, repeat=repeat, ci=ci, workroot=Path(tmp), verify_signatures=verify_signatures
+                )
             )
-            for name in selected
-        ]
     warnings: list[str] = []
     if not names:
         strays = [store.display(p) for p in store.unreferenced()]

@@ -51,6 +51,11 @@ def test_harness_variables_in_the_shell_do_not_change_a_replay(project: Path) ->
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "1 passed" in result.stdout
+    assert (
+        result.stdout.rstrip("\n").splitlines()[-1]
+        == "signatures: 1 of 1 goldens verified against goldens/keys/"
+    )
+    assert "\r" not in result.stderr  # no progress display when stderr is not a terminal
 
 
 def test_record_never_follows_openai_variables_and_keeps_unchanged_goldens(project: Path) -> None:
