@@ -275,11 +275,29 @@ def review(root: Path, approver: str | None, reason: str | None) -> None:
         signer=LazySigner(),
         approver=default_approver(approver, store),
         isatty=sys.stdin.isatty(),
+        input_fn=_SingleKeyInput(reason_follows_accept=not reason) if sys.stdin.isatty() else input,
         reason_prompt=None if reason else REASON_PROMPT,
         default_reason=reason or DEFAULT_REASON,
     )
     # interactive_review already printed each decision and the summary line.
     sys.exit(EXIT_FAILED if summary.failed else EXIT_OK)
+
+
+class _SingleKeyInput:
+    """On a terminal, review answers are one key (no Enter); the accept reason is still a line."""
+
+    def __init__(self, *, reason_follows_accept: bool) -> None:
+        self._reason_follows_accept = reason_follows_accept
+        self._line_next = False
+
+    def __call__(self, prompt: str) -> str:
+        if self._line_next:
+            self._line_next = False
+            return input(prompt)
+        key = click.getchar()  # Ctrl-C raises KeyboardInterrupt, Ctrl-D EOFError, as input() does
+        click.echo(key if key.isprintable() else "")
+        self._line_next = self._reason_follows_accept and key in {"a", "A"}
+        return key
 
 
 @main.command()

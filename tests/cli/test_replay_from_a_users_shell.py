@@ -101,6 +101,7 @@ def test_corrupt_cassette_and_trace_are_per_scenario_errors(project: Path) -> No
     assert "1 passed, 3 error" in result.stdout  # the healthy scenario still ran
 
 
+@pytest.mark.timeout(400)  # three CLI runs, one a full replay: slow on a loaded 2-core machine
 def test_review_shows_and_rejects_without_a_signing_key(project: Path) -> None:
     scenario = project / "goldens" / "rejection" / "scenario.yaml"
     scenario.write_text(scenario.read_text().replace('reason: "not appropriate"', 'reason: "off-brand tone"'))
@@ -108,6 +109,44 @@ def test_review_shows_and_rejects_without_a_signing_key(project: Path) -> None:
     shown = run(project, "review", stdin="s\n")
     assert shown.returncode == 0, shown.stderr
     assert "off-brand tone" in shown.stdout and "skipped rejection" in shown.stdout
-    rejected = run(project, "reject", "rejection")
-    assert rejected.returncode == 0, rejected.stderr
+    # On a terminal one key decides, without Enter: "r" rejects (and still no key is needed).
+    transcript = run_on_a_terminal(project, "review", keys=b"r")
+    assert "rejected rejection" in transcript, transcript
     assert not (project / "goldens" / "rejection" / "trace.json.new").exists()
+
+
+def run_on_a_terminal(project: Path, *args: str, keys: bytes) -> str:
+    """Run the CLI with a pseudo-terminal as stdin/stdout, type ``keys`` at the first prompt."""
+    import pty
+    import select
+    import time
+
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("HARNESS_", "OPENAI_", "CI"))}
+    main_fd, child_fd = pty.openpty()
+    proc = subprocess.Popen(
+        [str(CLI), *args, "--root", str(project)], stdin=child_fd, stdout=child_fd, stderr=child_fd, env=clean
+    )
+    os.close(child_fd)
+    output, deadline = b"", time.monotonic() + 120
+    typed_at: float | None = None  # a key typed before the CLI switches the terminal to raw mode
+    # is flushed by that switch (as it would be for a person typing that fast): type it again
+    try:
+        while proc.poll() is None or select.select([main_fd], [], [], 0)[0]:
+            assert time.monotonic() < deadline, f"timed out after 120 s waiting for review; got {output!r}"
+            if select.select([main_fd], [], [], 0.2)[0]:
+                try:
+                    chunk = os.read(main_fd, 4096)
+                except OSError:  # the child closed the terminal
+                    break
+                if not chunk:
+                    break
+                output += chunk
+            waiting = output.endswith(b"? ")  # the prompt is the last thing on the screen
+            if waiting and (typed_at is None or time.monotonic() - typed_at > 2):
+                os.write(main_fd, keys)
+                typed_at = time.monotonic()
+    finally:
+        os.close(main_fd)
+        proc.wait(timeout=30)
+    assert proc.returncode == 0, output
+    return output.decode(errors="replace")
