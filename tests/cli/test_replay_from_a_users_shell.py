@@ -141,7 +141,9 @@ def run_on_a_terminal(project: Path, *args: str, keys: bytes) -> str:
                 if not chunk:
                     break
                 output += chunk
-            waiting = output.endswith(b"? ")  # the prompt is the last thing on the screen
+            # The prompt is the last thing on the screen (maybe followed by the terminal's own
+            # echo of a key that the switch to raw mode then discarded).
+            waiting = output.endswith((b"? ", b"? " + keys))
             if waiting and (typed_at is None or time.monotonic() - typed_at > 2):
                 os.write(main_fd, keys)
                 typed_at = time.monotonic()
