@@ -10,6 +10,7 @@ artifact files and the event sink.
 
 from __future__ import annotations
 
+import atexit
 import json
 import shutil
 import socket
@@ -74,6 +75,7 @@ def _migrated_db(target: Path) -> str:
     with _template_lock:
         if _template_db is None or not _template_db.exists():
             folder = Path(tempfile.mkdtemp(prefix="harness-replay-template-"))
+            atexit.register(shutil.rmtree, folder, ignore_errors=True)  # no leftovers in /tmp
             upgrade(f"sqlite:///{folder / 'template.db'}")
             _template_db = folder / "template.db"
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -40,11 +40,14 @@ def run(project: Path, *args: str, stdin: str = "", **env: str) -> subprocess.Co
     )
 
 
-def test_harness_variables_in_the_shell_do_not_change_a_replay(project: Path) -> None:
+def test_harness_variables_in_the_shell_do_not_change_a_replay(project: Path, tmp_path: Path) -> None:
+    scratch = tmp_path / "tmpdir"
+    scratch.mkdir()
     result = run(
         project,
         "check",
         "rejection",
+        TMPDIR=str(scratch),
         HARNESS_MAX_STEPS="1",
         HARNESS_REQUIRE_SIGNED_REQUESTS="true",  # without a secret: invalid for the service itself
         HARNESS_RATE_LIMIT_PER_KEY="1/hour",
@@ -56,6 +59,7 @@ def test_harness_variables_in_the_shell_do_not_change_a_replay(project: Path) ->
         == "signatures: 1 of 1 goldens verified against goldens/keys/"
     )
     assert "\r" not in result.stderr  # no progress display when stderr is not a terminal
+    assert list(scratch.iterdir()) == []  # the migrated template DB folder is removed on exit
 
 
 def test_record_never_follows_openai_variables_and_keeps_unchanged_goldens(project: Path) -> None:
