@@ -15,7 +15,6 @@ from typing import Any
 import click
 
 from harness.cli_errors import OneLineErrorGroup
-from harness.settings import Settings
 
 
 class HarnessGroup(OneLineErrorGroup):
@@ -24,6 +23,7 @@ class HarnessGroup(OneLineErrorGroup):
 
 def _runtime() -> Any:
     from harness.runtime import build_runtime
+    from harness.settings import Settings
 
     return build_runtime(Settings())
 
@@ -54,6 +54,7 @@ def db() -> None:
 def db_upgrade() -> None:
     """Create or upgrade the schema at HARNESS_DATABASE_URL (default: SQLite under .harness/)."""
     from harness.database.migrate import head_revision, upgrade
+    from harness.settings import Settings  # lazy: `--help` and `--version` stay instant
 
     settings = Settings()
     upgrade(settings.resolved_database_url)
@@ -70,6 +71,7 @@ def serve(host: str, port: int) -> None:
     import uvicorn
 
     from harness.app import create_app
+    from harness.settings import Settings
 
     app = create_app(Settings())
     uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
