@@ -24,6 +24,19 @@ class OneLineErrorGroup(click.Group):
     ``--help``; deliberate errors print their message; anything else goes through ``explain``.
     """
 
+    group_class = type  # subgroups (`harness db`, `harness audit`) behave the same
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list with each first sentence whole (wrapped, never cut with "...")."""
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(limit=1000)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
     def deliberate_message(self, exc: Exception) -> str | None:
         """The message of an error the package raises on purpose (override to add more types)."""
         from harness.errors import HarnessError

@@ -162,3 +162,19 @@ def test_keygen_creates_a_private_folder(tmp_path: Path) -> None:
     again = run_cli(("harness-replay", "keygen", str(key), "--name", "Me"), cwd=tmp_path, env=clean_env())
     assert again.returncode == 2 and len(again.stderr.splitlines()) == 1
     assert "already exists" in again.stderr
+
+
+def test_command_lists_are_never_cut_short() -> None:
+    import click
+    from click.testing import CliRunner
+
+    from harness.cli import main as harness_main
+    from replay.cli import main as replay_main
+
+    runner = CliRunner()
+    for group, paths in ((harness_main, [[], ["db"], ["audit"], ["tenants"]]), (replay_main, [[]])):
+        for path in paths:
+            result = runner.invoke(group, [*path, "--help"])
+            assert result.exit_code == 0, result.output
+            assert "..." not in result.output, result.output
+            assert isinstance(group, click.Group)
