@@ -176,5 +176,5 @@ def test_command_lists_are_never_cut_short() -> None:
         for path in paths:
             result = runner.invoke(group, [*path, "--help"])
             assert result.exit_code == 0, result.output
-            assert "..." not in result.output, result.output
+            assert "..." not in result.output.split("Commands:", 1)[1], result.output
             assert isinstance(group, click.Group)
