@@ -74,6 +74,7 @@ def serve(host: str, port: int) -> None:
     from harness.settings import Settings
 
     app = create_app(Settings())
+    click.echo(f"serving the API on http://{host}:{port} (docs at /docs; Ctrl-C stops)", err=True)
     uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
 
 
