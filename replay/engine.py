@@ -25,6 +25,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 from freezegun import freeze_time
+from pydantic import ValidationError
 from sqlalchemy import select
 
 from harness import __version__
@@ -152,13 +153,17 @@ def run_scenario(
         if not record:
             stack.enter_context(network_blocked(name))
         # From the scenario and defaults only: HARNESS_* in the user's shell must not change a replay.
-        settings = settings_without_environment(
-            data_dir=workdir / ".harness",
-            database_url=_migrated_db(workdir / ".harness" / "harness.db"),
-            seed=scenario.seed,
-            provider_base_url=base_url,
-            **scenario.settings,
-        )
+        try:
+            settings = settings_without_environment(
+                data_dir=workdir / ".harness",
+                database_url=_migrated_db(workdir / ".harness" / "harness.db"),
+                seed=scenario.seed,
+                provider_base_url=base_url,
+                **scenario.settings,
+            )
+        except ValidationError as exc:  # a bad value under `settings:` in scenario.yaml
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            raise ScenarioError(f"{source}: settings: {problems}") from None
         provider = OpenAIChatClient(base_url=base_url, api_key=api_key, timeout=30)
         rt = build_runtime(settings, sleeper=RecordingSleeper(), sink=sink, providers=[provider])
         stack.callback(rt.close)
