@@ -95,14 +95,20 @@ def test_corrupt_cassette_and_trace_are_per_scenario_errors(project: Path) -> No
     )
     (project / "cassettes" / "wrong_role_approval.yaml").write_text("- just\n- a list\n")
     (project / "goldens" / "rejection" / "trace.json").write_text('{"format_version": 1,')
-    names = ("bad_requests", "wrong_role_approval", "rejection", "self_approval_refused")
+    traversal = project / "goldens" / "traversal_refused" / "scenario.yaml"
+    traversal.write_text(traversal.read_text() + 'settings: {max_steps: "abc"}\n')
+    names = ("bad_requests", "wrong_role_approval", "rejection", "traversal_refused", "self_approval_refused")
     result = run(project, "check", *names)
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stdout + result.stderr
     assert "cassettes/bad_requests.yaml: cassette is not valid YAML at line 3, column 1" in result.stdout
     assert "cassettes/wrong_role_approval.yaml: not a cassette" in result.stdout
     assert "goldens/rejection/trace.json is not valid JSON" in result.stdout
-    assert "1 passed, 3 error" in result.stdout  # the healthy scenario still ran
+    assert (
+        "goldens/traversal_refused/scenario.yaml: settings: max_steps: Input should be a valid integer"
+        in (result.stdout)
+    )
+    assert "1 passed, 4 error" in result.stdout  # the healthy scenario still ran
 
 
 @pytest.mark.timeout(400)  # three CLI runs, one a full replay: slow on a loaded 2-core machine
