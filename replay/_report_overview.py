@@ -21,6 +21,8 @@ CASSETTE_MISS_MARK: Final = "not in the cassette"
 _INDEX = re.compile(r"\[\d+\]")
 _ENTRY = re.compile(r"^audit\[(\d+)\]\.(entry_hash|prev_hash)$")
 _AUDIT_ENTRY = re.compile(r"^audit\[(\d+)\]")
+_WHOLE_LINE: Final = 100
+_LONG_LINE_CONTEXT: Final = 12  # tokens (about six words) either side of a change
 
 
 def had_cassette_miss(result: ScenarioResult) -> bool:
@@ -139,7 +141,10 @@ def highlight_pairs(lines: Sequence[str], *, indent: str = "") -> list[str]:
             and nxt_body.startswith("+")
             and not nxt_body.startswith("+++")
         ):
-            out.append(f"{indent}~{word_diff(body[1:], nxt_body[1:])}")
+            old, new = body[1:], nxt_body[1:]
+            # A line that fits the screen is kept whole; only a long one is elided around the change.
+            context = 1000 if max(len(old), len(new)) <= _WHOLE_LINE else _LONG_LINE_CONTEXT
+            out.append(f"{indent}~{word_diff(old, new, context=context)}")
             index += 2
             continue
         out.append(line)
@@ -173,10 +178,8 @@ def next_steps(results: Sequence[ScenarioResult]) -> list[str]:
     steps = []
     if rerecord:
         names = " ".join(rerecord) if len(rerecord) <= 4 else "--all"
-        steps.append(
-            "next: the provider requests changed, so the cassettes have no answers for them; "
-            f"if the change is intended, re-record: harness-replay record {names}"
-        )
+        steps.append("next: the provider requests changed, so the cassettes have no answers for them;")
+        steps.append(f"      if the change is intended, re-record: harness-replay record {names}")
     if review:
         steps.append("next: if the change is intended, review and accept it: harness-replay review")
     return steps

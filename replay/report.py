@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import json
 import re
+import textwrap
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Sequence
 from typing import Any, Final
@@ -100,7 +101,7 @@ def _group_lines(group: ChangeGroup, paint: _Painter) -> list[str]:
     lines = [
         f"{paint(f'#{group.number}', _BOLD)} the same change in {len(scenarios)} scenarios "
         f"({places} place{'s' if places != 1 else ''} in {group.sample.section}):",
-        f"    {shown}",
+        *textwrap.wrap(shown, width=100, initial_indent="    ", subsequent_indent="    "),
     ]
     sample = group.sample
     lines += [
