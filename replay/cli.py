@@ -124,15 +124,16 @@ class _Progress:
     def __init__(self, *, enabled: bool) -> None:
         self.enabled, self._width = enabled, 0
 
-    def show(self, index: int, total: int, name: str) -> None:
+    def show(self, index: int, total: int, name: str, *, verb: str = "replaying") -> None:
         if self.enabled:
-            text = f"[{index}/{total}] replaying {name}"
+            text = f"[{index}/{total}] {verb} {name}"
             click.echo("\r" + text.ljust(self._width), err=True, nl=False)
             self._width = len(text)
 
     def clear(self) -> None:
         if self.enabled and self._width:
             click.echo("\r" + " " * self._width + "\r", err=True, nl=False)
+            self._width = 0
 
 
 def _signature_line(results: list[Any]) -> str:
@@ -208,11 +209,14 @@ def record(
     signer.keyid  # noqa: B018 -- fail on a missing key before any recording, not after the first
     click.echo(f"recording against {target[0] if target else 'the provider simulator (loopback)'}")
     changed = unchanged = 0
+    progress = _Progress(enabled=sys.stderr.isatty())
     with tempfile.TemporaryDirectory(prefix="harness-record-") as tmp:
-        for name in selected:
+        for index, name in enumerate(selected, start=1):
             before = _golden_files(store, name)
             old = store.read_trace_bytes(name)
+            progress.show(index, len(selected), name, verb="recording")
             result = record_one(store, name, workroot=Path(tmp), endpoint=target)
+            progress.clear()
             if before is not None and before == _golden_files(store, name):
                 unchanged += 1
                 click.echo(f"unchanged {name}: same cassette, trace and audit; signature kept")
