@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import textwrap
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Final
@@ -22,6 +23,7 @@ _INDEX = re.compile(r"\[\d+\]")
 _ENTRY = re.compile(r"^audit\[(\d+)\]\.(entry_hash|prev_hash)$")
 _AUDIT_ENTRY = re.compile(r"^audit\[(\d+)\]")
 _WHOLE_LINE: Final = 100
+_SUMMARISE_AT: Final = 4  # this many scenarios with the same status and sections share one entry
 _LONG_LINE_CONTEXT: Final = 12  # tokens (about six words) either side of a change
 
 
@@ -157,7 +159,7 @@ def overview(results: Sequence[ScenarioResult], groups: Sequence[ChangeGroup]) -
     failing = [r for r in results if r.status.failed]
     width = max((len(r.name) for r in failing), default=0)
     status_width = max((len(r.status.value) for r in failing), default=0)
-    rows = []
+    alike: dict[tuple[str, str], list[str]] = {}
     for result in failing:
         sections = ", ".join(result.diff.sections) if result.diff and not result.diff.equal else ""
         notes = [sections] if sections else []
@@ -165,9 +167,16 @@ def overview(results: Sequence[ScenarioResult], groups: Sequence[ChangeGroup]) -
             notes.append("cassette miss")
         elif result.status is ScenarioStatus.ERROR and result.message:
             notes.append(result.message.splitlines()[0][:70])
-        rows.append(
-            f"  {result.name:<{width}}  {result.status.value.upper():<{status_width}}  {'; '.join(notes)}"
-        )
+        alike.setdefault((result.status.value.upper(), "; ".join(notes)), []).append(result.name)
+    rows: list[str] = []
+    for (status, story), names in alike.items():
+        if len(names) >= _SUMMARISE_AT:  # many scenarios, same story: one entry, names wrapped
+            rows.append(f"  {len(names)} scenarios {status}: {story}")
+            rows += textwrap.wrap(
+                ", ".join(names), width=100, initial_indent="    ", subsequent_indent="    "
+            )
+        else:
+            rows += [f"  {name:<{width}}  {status:<{status_width}}  {story}" for name in names]
     return rows
 
 

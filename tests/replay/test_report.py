@@ -255,7 +255,8 @@ def test_the_same_change_in_many_scenarios_is_shown_once() -> None:
 
     assert "the same change in 12 scenarios (24 places in prompts)" in first_screen
     assert text.count("a [-short-]{+brief+} summary") == 1  # the change, once, words marked
-    assert "  scenario_0   REGRESSED  prompts" in first_screen
+    assert "  12 scenarios REGRESSED: prompts" in first_screen
+    assert "scenario_11" in first_screen
     assert "next: if the change is intended, review and accept it: harness-replay review" in first_screen
     assert "prompts[1].messages[0].content: the same change as #1 above" in text
     assert len(text.splitlines()) < 12 * 6 + 25
