@@ -76,6 +76,7 @@ def render_text(
     paint = _Painter(enabled=color)
     lines = [summary_line(results)]
     failing = [r for r in results if r.status.failed]
+    seen_miss_diffs: dict[tuple[str, ...], str] = {}
     groups = shared_changes(failing) if len(failing) > 1 else []
     if len(failing) > 1:
         lines += ["", *overview(results, groups)]
@@ -86,7 +87,7 @@ def render_text(
         if result.status is ScenarioStatus.PASSED:
             continue
         lines.append("")
-        lines.extend(_scenario_block(result, paint, max_differences_per_scenario, groups))
+        lines.extend(_scenario_block(result, paint, max_differences_per_scenario, groups, seen_miss_diffs))
     hints = _hints(results)
     if hints:
         lines.append("")
@@ -252,11 +253,15 @@ def _scenario_block(
     paint: _Painter,
     max_differences: int,
     groups: Sequence[ChangeGroup] = (),
+    seen_miss_diffs: dict[tuple[str, ...], str] | None = None,
 ) -> list[str]:
     status = paint(result.status.value.upper(), _STATUS_COLOR[result.status])
     lines = [f"{paint(result.name, _BOLD)}  {status}{_counts_suffix(result)}"]
     message = result.message.replace("record <scenario>", f"record {result.name}")
-    for line in highlight_pairs([f"  {line}" for line in message.splitlines()], indent="  "):
+    message_lines = highlight_pairs([f"  {line}" for line in message.splitlines()], indent="  ")
+    if seen_miss_diffs is not None:
+        message_lines = _fold_repeated_miss_diff(message_lines, result.name, seen_miss_diffs)
+    for line in message_lines:
         lines.append(paint.text_diff_line(line, unified=False) if line.startswith("  ~") else line)
     if result.status is ScenarioStatus.NONDETERMINISTIC:
         lines.append("  paths where repeat runs disagree (old: first run, new: a repeat):")
@@ -282,6 +287,23 @@ def _scenario_block(
     if result.repeat_paths:
         lines.append(f"  repeat traces: {', '.join(result.repeat_paths)}")
     return lines
+
+
+_MISS_DIFF_START: Final = "  diff against the nearest recorded request:"
+
+
+def _fold_repeated_miss_diff(lines: list[str], name: str, seen: dict[tuple[str, ...], str]) -> list[str]:
+    """A nearest-request diff already shown for another scenario becomes one line naming it."""
+    if _MISS_DIFF_START not in lines:
+        return lines
+    start = lines.index(_MISS_DIFF_START)
+    end = next((i for i in range(start + 1, len(lines)) if not lines[i].startswith("  ") or
+                lines[i].startswith("  (")), len(lines))  # fmt: skip
+    region = tuple(lines[start:end])
+    if region not in seen:
+        seen[region] = name
+        return lines
+    return [*lines[:start], f"  (the same nearest-request diff as {seen[region]}, above)", *lines[end:]]
 
 
 def _ordered(result: ScenarioResult) -> list[Difference]:

@@ -339,3 +339,21 @@ def test_nearest_request_diff_marks_the_changed_word() -> None:
     assert "[-short-]{+brief+}" in text
     assert max(len(line) for line in text.splitlines()) < 120
     assert "harness-replay record miss" in text
+
+
+def test_a_nearest_request_diff_seen_before_is_named_not_repeated() -> None:
+    message = "\n".join(
+        [
+            "1 provider request(s) were not in the cassette; first: no answer",
+            "diff against the nearest recorded request:",
+            '-  "content": "answer with a short summary"',
+            '+  "content": "answer with a brief summary"',
+            "(replay continued with the recorded answers in order, to show the trace diff)",
+        ]
+    )
+    results = [ScenarioResult(n, ScenarioStatus.ERROR, message=message) for n in ("a", "b", "c")]
+
+    text = render_text(results)
+
+    assert text.count("[-short-]{+brief+}") == 1
+    assert text.count("(the same nearest-request diff as a, above)") == 2
