@@ -10,6 +10,7 @@ import hmac
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
+from fastapi_offline import FastAPIOffline
 
 from harness import __version__
 from harness.api import auth_failures, problems
@@ -29,7 +30,8 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     """Build the app; refuses to start on an un-migrated database (one-line hint)."""
     rt = runtime or build_runtime(settings or Settings())
     assert_migrated(rt.engine)
-    app = FastAPI(
+    # /docs and /redoc from the installed package's assets, not a CDN: they work offline.
+    app = FastAPIOffline(
         title="AI harness",
         version=__version__,
         description="Runs tasks through an LLM with tools, behind a human approval gate.",

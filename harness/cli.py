@@ -14,30 +14,16 @@ from typing import Any
 
 import click
 
-from harness.errors import HarnessError
-from harness.settings import Settings
+from harness.cli_errors import OneLineErrorGroup
 
 
-class HarnessGroup(click.Group):
-    """Turn a HarnessError or a usage error into one line on stderr and exit 2, never a traceback."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except HarnessError as exc:
-            click.echo(f"error: {exc.message}", err=True)
-            sys.exit(2)
-        except click.UsageError as exc:
-            if isinstance(exc, click.exceptions.NoArgsIsHelpError):
-                raise
-            # One line, like every other error here; click's default adds a usage block.
-            path = exc.ctx.command_path if exc.ctx is not None else ctx.command_path
-            click.echo(f"error: {exc.format_message()} (see `{path} --help`)", err=True)
-            sys.exit(2)
+class HarnessGroup(OneLineErrorGroup):
+    """Turn a HarnessError, a usage error or a bad setting into one line on stderr and exit 2."""
 
 
 def _runtime() -> Any:
     from harness.runtime import build_runtime
+    from harness.settings import Settings
 
     return build_runtime(Settings())
 
@@ -45,10 +31,18 @@ def _runtime() -> Any:
 @click.group(cls=HarnessGroup)
 @click.version_option(package_name="harness-replay")
 def main() -> None:
-    """The AI harness service."""
+    """The AI harness service.
+
+    Settings come from HARNESS_* environment variables (see README). Exit codes: 0 ok,
+    1 the checked thing is bad, 2 usage or input error (one line on stderr).
+    """
+    import logging
+
     from harness.observability import configure_logging
 
     configure_logging(stream=sys.stderr)
+    # Reading the migration scripts logs alembic's plugin set-up at INFO on every start.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 @main.group()
@@ -60,6 +54,7 @@ def db() -> None:
 def db_upgrade() -> None:
     """Create or upgrade the schema at HARNESS_DATABASE_URL (default: SQLite under .harness/)."""
     from harness.database.migrate import head_revision, upgrade
+    from harness.settings import Settings  # lazy: `--help` and `--version` stay instant
 
     settings = Settings()
     upgrade(settings.resolved_database_url)
@@ -67,20 +62,30 @@ def db_upgrade() -> None:
 
 
 @main.command()
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option(
+    "--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="TCP port to listen on."
+)
 def serve(host: str, port: int) -> None:
     """Serve the HTTP API with uvicorn."""
     import uvicorn
 
     from harness.app import create_app
+    from harness.settings import Settings
 
     app = create_app(Settings())
+    click.echo(f"serving the API on http://{host}:{port} (docs at /docs; Ctrl-C stops)", err=True)
     uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
 
 
 @main.command()
-@click.option("--poll", default=0.5, show_default=True, type=float, help="Seconds between empty polls.")
+@click.option(
+    "--poll",
+    default=0.5,
+    show_default=True,
+    type=click.FloatRange(min=0.01),
+    help="Seconds between empty polls (at least 0.01).",
+)
 @click.option("--once", is_flag=True, help="Drain due jobs, then exit.")
 def worker(poll: float, once: bool) -> None:
     """Claim and run jobs until SIGINT/SIGTERM."""
@@ -123,7 +128,17 @@ KEY_SPEC_HELP = "PRINCIPAL[/LABEL]:ROLE[,ROLE]"
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="Directory copied into every run's workspace (regular files and folders only; no symlinks).",
 )
-def tenants_create(tenant_id: str, name: str | None, keys: tuple[str, ...], files: Path | None) -> None:
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["json", "env"]),
+    default="json",
+    show_default=True,
+    help='env: one `export NAME=token` line per key, for `eval "$(harness tenants create ...)"`.',
+)
+def tenants_create(
+    tenant_id: str, name: str | None, keys: tuple[str, ...], files: Path | None, output_format: str
+) -> None:
     """Create a tenant (and its keys and files, all or nothing); print the new keys as JSON once."""
     from harness.accounts import create_tenant_with_keys
     from harness.tenant_files import install_tenant_files, stage_tenant_files
@@ -141,6 +156,10 @@ def tenants_create(tenant_id: str, name: str | None, keys: tuple[str, ...], file
 
             shutil.rmtree(staged, ignore_errors=True)
         raise
+    if output_format == "env":
+        for spec, k in zip(specs, issued, strict=True):
+            click.echo(f"export {_env_name(spec.name)}={k.token}")
+        return
     click.echo(
         json.dumps(
             {
@@ -196,6 +215,14 @@ def tenants_revoke_key(key_id: str) -> None:
     click.echo(f"revoked {key_id}")
 
 
+def _env_name(key_name: str) -> str:
+    """``alice`` -> ``ALICE``; anything but letters, digits and ``_`` becomes ``_``."""
+    import re
+
+    name = re.sub(r"[^A-Za-z0-9_]", "_", key_name).upper()
+    return name if not name[:1].isdigit() else f"KEY_{name}"
+
+
 def _parse_key_spec(spec: str) -> Any:
     """``PRINCIPAL[/LABEL]:ROLES``: the principal is explicit; the label defaults to it."""
     from harness.accounts import KeySpec, validate_principal
@@ -243,8 +270,13 @@ def audit_verify(
     """
     from harness.audit import verify_log
 
-    if (from_checkpoint is not None or require_sealed) and trusted_keys is None:
-        raise click.UsageError("--from-checkpoint and --require-sealed need --trusted-keys DIR")
+    passed = [
+        o for o, v in (("--from-checkpoint", from_checkpoint), ("--require-sealed", require_sealed)) if v
+    ]
+    if passed and trusted_keys is None:
+        raise click.UsageError(
+            f"{' and '.join(passed)} needs --trusted-keys DIR (the keys that sign checkpoints)"
+        )
     rt = _migrated_runtime()
     report = verify_log(
         rt, trusted_dir=trusted_keys, require_sealed=require_sealed, from_checkpoint=from_checkpoint

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 MIN_SIGNING_SECRET_CHARS = 32
 
@@ -94,6 +94,17 @@ class Settings(BaseSettings):
             raise ValueError(f"metrics_token needs at least {MIN_SIGNING_SECRET_CHARS} characters")
         return token
 
+    @field_validator("rate_limit_per_key", "rate_limit_per_tenant")
+    @classmethod
+    def _rate_limit_parses(cls, value: str) -> str:
+        from limits import parse  # lazy: the CLI start-up should not pay for the rate limiter
+
+        try:
+            parse(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a rate limit; write e.g. '120/minute'") from None
+        return value
+
     @model_validator(mode="after")
     def _signing_required_needs_a_secret(self) -> Settings:
         if self.require_signed_requests and not self.request_signing_secrets:
@@ -120,3 +131,23 @@ class Settings(BaseSettings):
     @property
     def tenant_files_dir(self) -> Path:
         return self.data_dir / "tenant-files"
+
+
+class _HermeticSettings(Settings):
+    """Settings from explicit values and defaults only; ``HARNESS_*`` variables are not read."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+
+def settings_without_environment(**values: object) -> Settings:
+    """Settings from ``values`` and the defaults, ignoring the environment (record/replay use this)."""
+    return _HermeticSettings(**values)  # type: ignore[arg-type]

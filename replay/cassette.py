@@ -30,7 +30,7 @@ from vcr.request import Request
 from harness.canonical import digest, dumps_canonical
 from harness.redaction import redact, redact_data
 from harness.secret_shape import redact_tool_calls_in
-from replay.errors import FormatVersionError
+from replay.errors import FormatVersionError, ScenarioError
 
 CASSETTE_FORMAT_VERSION = 1
 PROVIDER_ORIGIN = "https://provider.sim"
@@ -127,7 +127,7 @@ class _Serializer:
         return yaml.safe_dump(data, sort_keys=True, allow_unicode=True, width=100)
 
     def deserialize(self, text: str) -> dict[str, Any]:
-        data = yaml.safe_load(text) or {}
+        data = _parse_cassette(self.path, text)
         version = data.pop("harness_cassette_format", None)
         if version != CASSETTE_FORMAT_VERSION:
             raise FormatVersionError(
@@ -137,6 +137,28 @@ class _Serializer:
         for interaction in data.get("interactions", []):
             interaction["request"].setdefault("headers", {})
         return dict(data)
+
+
+def _parse_cassette(path: Path, text: str) -> dict[str, Any]:
+    """The cassette's mapping; a syntax error or a wrong shape names the file and the position."""
+    redo = f"fix it (a git conflict marker?) or re-record with `harness-replay record {path.stem}`"
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or type(exc).__name__
+        raise ScenarioError(f"{path}: cassette is not valid YAML{where} ({problem}); {redo}") from None
+    interactions = data.get("interactions", []) if isinstance(data, dict) else None
+    if not isinstance(interactions, list) or not all(
+        isinstance(i, dict) and isinstance(i.get("request"), dict) and isinstance(i.get("response"), dict)
+        for i in interactions
+    ):
+        raise ScenarioError(
+            f"{path}: not a cassette (expected a mapping with a list of request/response "
+            f"`interactions`); {redo}"
+        )
+    return data
 
 
 class IndexedCassette(Cassette):  # type: ignore[misc]

@@ -12,23 +12,20 @@ from typing import Any
 
 import click
 
+from harness.cli_errors import OneLineErrorGroup
 from replay.errors import ReplayError
 from replay.store import GoldenStore, ci_mode
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
-class ReplayGroup(click.Group):
-    """Every deliberate error becomes one line and exit 2; never a traceback."""
+class ReplayGroup(OneLineErrorGroup):
+    """Every error becomes one line on stderr and exit 2, the same style as ``harness``."""
 
-    def invoke(self, ctx: click.Context) -> Any:
-        from harness.errors import HarnessError
-
-        try:
-            return super().invoke(ctx)
-        except (ReplayError, HarnessError) as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(EXIT_USAGE)
+    def deliberate_message(self, exc: Exception) -> str | None:
+        if isinstance(exc, ReplayError):
+            return str(exc)
+        return super().deliberate_message(exc)
 
 
 root_option = click.option(
@@ -41,8 +38,13 @@ root_option = click.option(
 
 
 @click.group(cls=ReplayGroup)
+@click.version_option(package_name="harness-replay")
 def main() -> None:
-    """Record, replay and review golden traces of the AI harness."""
+    """Record, replay and review golden traces of the AI harness.
+
+    Exit codes: 0 all good; 1 a regression, nondeterminism, bad signature or stray golden;
+    2 usage or input error (one line on stderr).
+    """
     from harness.observability import configure_logging
 
     configure_logging(stream=sys.stderr, level="ERROR")  # the report is the output; logs only on errors
@@ -100,6 +102,12 @@ def check(
     from replay.progress import progress
     from replay.report import render_json, render_junit_xml, render_markdown, render_text
 
+    for option, path in (("--junit-xml", junit_xml), ("--markdown", markdown)):
+        if path is not None and not path.resolve().parent.is_dir():
+            # Checked before replaying: a typo must not cost a full run and then lose the report.
+            raise click.BadParameter(
+                f"folder {path.parent} does not exist; create it first", param_hint=option
+            )
     store = GoldenStore(root)
     with progress(len(names) or len(store.scenario_names()), "replaying", quiet=quiet) as advance:
         outcome = run_check(
@@ -142,13 +150,58 @@ def check(
         click.echo(blocks + summary_line(results))
     else:
         click.echo(render_text(results, color=sys.stdout.isatty() if color is None else color))
+        click.echo(_signature_line(results))
     sys.exit(EXIT_OK if outcome.ok else EXIT_FAILED)
+
+
+class _Progress:
+    """``[3/13] scenario`` on one rewritten stderr line, on a terminal only (quiet in CI and pipes)."""
+
+    def __init__(self, *, enabled: bool) -> None:
+        self.enabled, self._width = enabled, 0
+
+    def show(self, index: int, total: int, name: str, *, verb: str = "replaying") -> None:
+        if self.enabled:
+            text = f"[{index}/{total}] {verb} {name}"
+            click.echo("\r" + text.ljust(self._width), err=True, nl=False)
+            self._width = len(text)
+
+    def clear(self) -> None:
+        if self.enabled and self._width:
+            click.echo("\r" + " " * self._width + "\r", err=True, nl=False)
+            self._width = 0
+
+
+def _signature_line(results: list[Any]) -> str:
+    """The closing line: how many goldens had their signatures and approvals verified."""
+    from replay._report_overview import had_cassette_miss
+    from replay.results import ScenarioStatus
+
+    scenarios = [r for r in results if r.name != "(goldens)"]
+    bad = [r.name for r in scenarios if "signature check failed" in r.message]
+    # gate.check_scenario reads trace.json before the signature check: an ERROR about the trace
+    # itself (missing, not JSON, old format) never reached the check.
+    verified = [
+        r
+        for r in scenarios
+        if r.status is not ScenarioStatus.ERROR
+        or had_cassette_miss(r)
+        or ("trace.json" not in r.message and r.name not in bad)
+    ]
+    unchecked = [r.name for r in scenarios if r not in verified and r.name not in bad]
+    line = f"signatures: {len(verified)} of {len(scenarios)} goldens verified against goldens/keys/"
+    notes = [f"failed: {', '.join(bad)}"] * bool(bad) + [f"not reached: {', '.join(unchecked)}"] * bool(
+        unchecked
+    )
+    return line + (f" ({'; '.join(notes)})" if notes else "")
 
 
 @main.command()
 @root_option
 @click.argument("names", nargs=-1)
-@click.option("--all", "all_", is_flag=True, help="Re-record every scenario.")
+@click.option(
+    "--all", "all_", is_flag=True, help="Re-record every scenario (unchanged ones are not re-signed)."
+)
 @click.option("--reason", default="recorded", show_default=True, help="Why (kept in approvals.jsonl).")
 @click.option("--approver", help="Who (default: HARNESS_APPROVER, git user.name, OS user).")
 @click.option(
@@ -166,6 +219,19 @@ def check(
     help="vcrpy's record modes: once (only without a cassette), new_episodes (keep answers, add new), "
     "all (re-record everything); replay is `check`.",
 )
+@click.option(
+    "--endpoint",
+    metavar="URL",
+    help="Record against this OpenAI-compatible base URL (key from --api-key-env) instead of the "
+    "provider simulator. Never taken from the environment.",
+)
+@click.option(
+    "--api-key-env",
+    default="OPENAI_API_KEY",
+    show_default=True,
+    metavar="VAR",
+    help="Environment variable holding the API key for --endpoint.",
+)
 def record(
     root: Path,
     names: tuple[str, ...],
@@ -175,6 +241,8 @@ def record(
     accept_now: bool,
     quiet: bool,
     mode: str,
+    endpoint: str | None,
+    api_key_env: str,
 ) -> None:
     """Record into trace.json.new + cassette .new for review (`review`/`accept`); never straight in."""
     from replay.cli_review import record_command
@@ -188,26 +256,45 @@ def record(
         accept_now=accept_now,
         quiet=quiet,
         mode=mode,
+        endpoint=_record_endpoint(endpoint, api_key_env),
     )
+
+
+def _record_endpoint(endpoint: str | None, api_key_env: str) -> tuple[str, str] | None:
+    import os
+
+    if endpoint is None:
+        return None
+    if not endpoint.startswith(("http://", "https://")):
+        raise click.BadParameter(f"{endpoint!r} is not an http(s) URL", param_hint="--endpoint")
+    key = os.environ.get(api_key_env, "")
+    if not key:
+        raise click.BadParameter(f"set {api_key_env} to the API key for {endpoint}", param_hint="--endpoint")
+    return endpoint, key
 
 
 @main.command()
 @root_option
-@click.option("--approver", help="Who is reviewing (default: HARNESS_APPROVER, git user.name, OS user).")
+@click.option(
+    "--approver",
+    help="Who is reviewing (default: HARNESS_APPROVER, the signing key's name, git user.name, OS user).",
+)
 @click.option("--reason", help="Use this reason for every accept instead of asking.")
 def review(root: Path, approver: str | None, reason: str | None) -> None:
     """Review pending updates like `cargo insta review`: a accept, r reject, s skip, A/R/S for all."""
     from replay.cli_review import freshness_hook
     from replay.review import REASON_PROMPT, interactive_review
-    from replay.signing import DEFAULT_REASON, resolve_approver, signer_from_env
+    from replay._cli_keys import LazySigner, default_approver
+    from replay.signing import DEFAULT_REASON
 
     store = GoldenStore(root)
     summary = interactive_review(
         store,
         before_accept=freshness_hook(store),
-        signer=signer_from_env(),
-        approver=resolve_approver(approver),
+        signer=LazySigner(),
+        approver=default_approver(approver, store),
         isatty=sys.stdin.isatty(),
+        input_fn=_SingleKeyInput(reason_follows_accept=not reason) if sys.stdin.isatty() else input,
         reason_prompt=None if reason else REASON_PROMPT,
         default_reason=reason or DEFAULT_REASON,
     )
@@ -215,9 +302,26 @@ def review(root: Path, approver: str | None, reason: str | None) -> None:
     sys.exit(EXIT_FAILED if summary.failed else EXIT_OK)
 
 
+class _SingleKeyInput:
+    """On a terminal, review answers are one key (no Enter); the accept reason is still a line."""
+
+    def __init__(self, *, reason_follows_accept: bool) -> None:
+        self._reason_follows_accept = reason_follows_accept
+        self._line_next = False
+
+    def __call__(self, prompt: str) -> str:
+        if self._line_next:
+            self._line_next = False
+            return input(prompt)
+        key = click.getchar()  # Ctrl-C raises KeyboardInterrupt, Ctrl-D EOFError, as input() does
+        click.echo(key if key.isprintable() else "")
+        self._line_next = self._reason_follows_accept and key in {"a", "A"}
+        return key
+
+
 @main.command()
 @root_option
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable list (name, counts, sections).")
 def pending(root: Path, as_json: bool) -> None:
     """List scenarios with pending (.new) updates."""
     import json
@@ -251,14 +355,17 @@ def pending(root: Path, as_json: bool) -> None:
 @main.command()
 @root_option
 @click.argument("names", nargs=-1)
-@click.option("--all", "all_", is_flag=True)
-@click.option("--reason", default="reviewed", show_default=True)
-@click.option("--approver")
+@click.option("--all", "all_", is_flag=True, help="Accept every pending update.")
+@click.option("--reason", default="reviewed", show_default=True, help="Why (kept in approvals.jsonl).")
+@click.option(
+    "--approver", help="Who (default: HARNESS_APPROVER, the signing key's name, git user.name, OS user)."
+)
 def accept(root: Path, names: tuple[str, ...], all_: bool, reason: str, approver: str | None) -> None:
-    """Accept pending updates: promote, re-sign, append a signed approval."""
+    """Accept pending updates: promote, re-sign, append a signed approval (needs HARNESS_SIGNING_KEY)."""
+    from replay._cli_keys import default_approver
     from replay.review import accept as accept_one
     from replay.review import list_pending
-    from replay.signing import resolve_approver, signer_from_env, utc_now
+    from replay.signing import signer_from_env, utc_now
 
     store = GoldenStore(root)
     selected = list(names) or ([p.name for p in list_pending(store)] if all_ else [])
@@ -266,7 +373,7 @@ def accept(root: Path, names: tuple[str, ...], all_: bool, reason: str, approver
         raise click.UsageError("name at least one scenario, or pass --all")
     from replay.cli_review import freshness_hook
 
-    signer, who = signer_from_env(), resolve_approver(approver)
+    signer, who = signer_from_env(), default_approver(approver, store)
     fresh, refused = freshness_hook(store), []
     for name in selected:
         proceed, shown = fresh(name)
@@ -301,7 +408,7 @@ def reject(root: Path, names: tuple[str, ...]) -> None:
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="Directory of *.pub.json keys to trust (default: goldens/keys).",
 )
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable results instead of the table.")
 @click.option(
     "--allow-demo-key",
     is_flag=True,
@@ -359,6 +466,13 @@ def keygen(private_key: Path, name: str, public_out: Path | None) -> None:
     """Make an Ed25519 signing key (0600) and its public key file for goldens/keys/."""
     from harness.integrity import Ed25519Signer, write_private_key_pem, write_public_key
 
+    for folder in {private_key.parent, (public_out or private_key).parent}:
+        # A new folder for a private key is the owner's alone (0700), like ~/.ssh.
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if private_key.exists():
+        raise click.BadParameter(
+            f"{private_key} already exists; choose another path", param_hint="PRIVATE_KEY"
+        )
     signer = Ed25519Signer.generate()
     write_private_key_pem(private_key, signer.private_key)
     out = public_out or private_key.with_suffix(".pub.json")

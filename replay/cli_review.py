@@ -35,6 +35,7 @@ def record_command(
     accept_now: bool,
     quiet: bool,
     mode: str = "all",
+    endpoint: tuple[str, str] | None = None,
 ) -> None:
     """Record each scenario into ``.new`` files, print what changed, accept when asked."""
     from replay.progress import progress
@@ -49,12 +50,13 @@ def record_command(
         raise click.UsageError("name at least one scenario, or pass --all")
     signer = signer_from_env() if accept_now else None
     who = resolve_approver(approver)
+    click.echo(f"recording against {endpoint[0] if endpoint else 'the provider simulator (loopback)'}")
     with (
         tempfile.TemporaryDirectory(prefix="harness-record-") as tmp,
         progress(len(selected), "recording", quiet=quiet) as advance,
     ):
         for name in selected:
-            result = record_pending(store, name, workroot=Path(tmp), mode=RecordMode(mode))
+            result = record_pending(store, name, workroot=Path(tmp), mode=RecordMode(mode), endpoint=endpoint)
             advance(name)
             click.echo(
                 f"recorded {name}: {len(result.trace['prompts'])} model call(s), "

@@ -10,8 +10,8 @@ artifact files and the event sink.
 
 from __future__ import annotations
 
+import atexit
 import json
-import os
 import shutil
 import socket
 import tempfile
@@ -25,6 +25,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 from freezegun import freeze_time
+from pydantic import ValidationError
 from sqlalchemy import select
 from vcr.record_mode import RecordMode
 
@@ -46,7 +47,7 @@ from harness.providers.base import ModelClient
 from harness.providers.openai_client import OpenAIChatClient
 from harness.redaction import redact_data
 from harness.runtime import Runtime, build_runtime
-from harness.settings import Settings
+from harness.settings import settings_without_environment
 from replay.cassette import PROVIDER_ORIGIN, CassetteMissSignal, use_cassette
 from replay.errors import CassetteMiss, ScenarioError
 from replay.leak_marking import mark_leaks
@@ -81,6 +82,7 @@ def _migrated_db(target: Path) -> str:
     with _template_lock:
         if _template_db is None or not _template_db.exists():
             folder = Path(tempfile.mkdtemp(prefix="harness-replay-template-"))
+            atexit.register(shutil.rmtree, folder, ignore_errors=True)  # no leftovers in /tmp
             upgrade(f"sqlite:///{folder / 'template.db'}")
             _template_db = folder / "template.db"
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -89,14 +91,19 @@ def _migrated_db(target: Path) -> str:
 
 
 @contextmanager
-def _provider(scenario: Scenario, source: str, *, record: bool) -> Iterator[tuple[str, str]]:
-    """(base URL, API key): the simulator or a real endpoint when recording; a dead origin in replay."""
+def _provider(
+    scenario: Scenario, source: str, *, record: bool, endpoint: tuple[str, str] | None = None
+) -> Iterator[tuple[str, str]]:
+    """(base URL, API key): the simulator, or ``endpoint`` when recording; a dead origin in replay.
+
+    A real endpoint is only ever the explicit ``endpoint`` (``record --endpoint URL``), never
+    ``OPENAI_BASE_URL`` from the shell: a stray variable must not send a scenario to a provider.
+    """
     if not record:
         yield f"{PROVIDER_ORIGIN}/v1", REPLAY_API_KEY
         return
-    base, key = os.environ.get("OPENAI_BASE_URL"), os.environ.get("OPENAI_API_KEY")
-    if base and key:
-        yield base, key
+    if endpoint is not None:
+        yield endpoint
         return
     # Faults without a response are the transport injector's, in record as in replay.
     with start_simulator(scenario.sim_script(source), transport_faults=False) as sim:
@@ -167,6 +174,7 @@ def run_scenario(
     record: bool,
     workdir: Path,
     record_mode: RecordMode | None = None,
+    endpoint: tuple[str, str] | None = None,
 ) -> ScenarioRun:
     """Drive every step of ``scenario`` through the real API; return the trace."""
     if not record and not cassette.exists():
@@ -176,17 +184,22 @@ def run_scenario(
     sink = CollectingSink()
     with ExitStack() as stack:
         frozen = stack.enter_context(freeze_time(scenario.start_time, real_asyncio=True))
-        base_url, api_key = stack.enter_context(_provider(scenario, source, record=record))
+        base_url, api_key = stack.enter_context(_provider(scenario, source, record=record, endpoint=endpoint))
         tape = stack.enter_context(use_cassette(cassette, record=record, mode=record_mode))
         if not record:
             stack.enter_context(network_blocked(name))
-        settings = Settings(
-            data_dir=workdir / ".harness",
-            database_url=_migrated_db(workdir / ".harness" / "harness.db"),
-            seed=scenario.seed,
-            provider_base_url=base_url,
-            **scenario.settings,
-        )
+        # From the scenario and defaults only: HARNESS_* in the user's shell must not change a replay.
+        try:
+            settings = settings_without_environment(
+                data_dir=workdir / ".harness",
+                database_url=_migrated_db(workdir / ".harness" / "harness.db"),
+                seed=scenario.seed,
+                provider_base_url=base_url,
+                **scenario.settings,
+            )
+        except ValidationError as exc:  # a bad value under `settings:` in scenario.yaml
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            raise ScenarioError(f"{source}: settings: {problems}") from None
         providers = _clients(scenario, source, base_url=base_url, api_key=api_key, record=record)
         rt = build_runtime(settings, sleeper=RecordingSleeper(), sink=sink, providers=providers)
         stack.callback(rt.close)

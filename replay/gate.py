@@ -54,9 +54,13 @@ def _golden_bytes(store: GoldenStore, name: str) -> bytes:
             f"scenario {name!r} has no trace.json; record it with `harness-replay record {name}`"
         )
     try:
-        version = json.loads(golden).get("format_version")
-    except ValueError:
-        version = None
+        parsed = json.loads(golden)
+    except ValueError as exc:
+        raise FormatVersionError(
+            f"scenario {name!r}: {store.display(store.paths(name).trace)} is not valid JSON ({exc}); "
+            f"restore it from git or re-record with `harness-replay record {name}`"
+        ) from None
+    version = parsed.get("format_version") if isinstance(parsed, dict) else None
     if version != TRACE_FORMAT_VERSION:
         raise FormatVersionError(
             f"scenario {name!r}: trace.json has format_version {version!r}, this engine writes "
@@ -196,6 +200,7 @@ def check(
     verify_signatures: bool = True,
     allow_demo_key: bool = True,
     on_scenario: Callable[[str], None] | None = None,
+    on_start: Callable[[int, int, str], None] | None = None,
 ) -> CheckOutcome:
     """Replay ``names`` (default: every scenario) and look for strays around them.
 
@@ -203,7 +208,8 @@ def check(
     is ``warn`` or ``delete``; under CI a pending update always fails. Recorded interactions a
     replay never used are a warning, and fail the run only with an explicit
     ``unreferenced=reject`` (syrupy's unused snapshots). With ``names`` only the strays of
-    those scenarios are looked at.
+    those scenarios are looked at. ``on_start(index, total, name)`` is called before each
+    scenario and ``on_scenario(name)`` after it (progress displays).
     """
     known = store.scenario_names()
     unknown = sorted(set(names) - set(known))
@@ -213,7 +219,9 @@ def check(
     results: list[ScenarioResult] = []
     unused: dict[str, tuple[str, ...]] = {}
     with tempfile.TemporaryDirectory(prefix="harness-replay-") as tmp:
-        for name in selected:
+        for index, name in enumerate(selected, start=1):
+            if on_start is not None:
+                on_start(index, len(selected), name)
             result, never_played = _check_scenario(
                 store,
                 name,
@@ -275,7 +283,9 @@ def _hygiene(
     return problems, warnings
 
 
-def record(store: GoldenStore, name: str, *, workroot: Path) -> ScenarioRun:
+def record(
+    store: GoldenStore, name: str, *, workroot: Path, endpoint: tuple[str, str] | None = None
+) -> ScenarioRun:
     """Record ``name`` afresh: new cassette, new trace.json and audit.jsonl (explicit update)."""
     paths = store.paths(name)
     scenario = load_scenario(paths.scenario)
@@ -290,6 +300,7 @@ def record(store: GoldenStore, name: str, *, workroot: Path) -> ScenarioRun:
             cassette=cassette_tmp,
             record=True,
             workdir=Path(tempfile.mkdtemp(prefix=f"{name}-", dir=workroot)),
+            endpoint=endpoint,
         )
         if not cassette_tmp.exists():  # no provider call at all: an empty, versioned cassette
             from replay.cassette import empty_cassette_text

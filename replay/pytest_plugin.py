@@ -78,11 +78,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture
-def golden_snapshot(snapshot: Any) -> Any:
+def golden_snapshot(request: pytest.FixtureRequest) -> Any:
     """syrupy's ``snapshot``, stored as canonical JSON under ``goldens/_snapshots/``."""
-    from replay.snapshots import GoldenJSONExtension
-
-    return snapshot.use_extension(GoldenJSONExtension)
+    try:
+        from replay.snapshots import GoldenJSONExtension
+    except ImportError as exc:  # syrupy is the `pytest` extra; say so instead of "fixture not found"
+        raise pytest.UsageError(str(exc)) from None
+    return request.getfixturevalue("snapshot").use_extension(GoldenJSONExtension)
 
 
 class GoldenFile(pytest.File):

@@ -5,11 +5,22 @@ from __future__ import annotations
 import html
 import json
 import re
+import textwrap
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Sequence
 from typing import Any, Final
 
 from harness.canonical import dumps_canonical
+from replay._report_overview import (
+    ChangeGroup,
+    fold_knock_on,
+    group_of,
+    had_cassette_miss,
+    highlight_pairs,
+    next_steps,
+    overview,
+    shared_changes,
+)
 from replay.results import (
     DiffClass,
     Difference,
@@ -56,19 +67,49 @@ def render_text(
     color: bool = False,
     max_differences_per_scenario: int = 20,
 ) -> str:
-    """The terminal report: a summary line, a block per scenario needing attention, hints."""
+    """The terminal report: a summary line, a block per scenario needing attention, hints.
+
+    With more than one failing scenario, the first screen is an overview: one row per
+    scenario (status, sections), each change shared by several scenarios shown once, and
+    the command to run next; the per-scenario details follow.
+    """
     paint = _Painter(enabled=color)
     lines = [summary_line(results)]
+    failing = [r for r in results if r.status.failed]
+    seen_miss_diffs: dict[tuple[str, ...], str] = {}
+    groups = shared_changes(failing) if len(failing) > 1 else []
+    if len(failing) > 1:
+        lines += ["", *overview(results, groups)]
+        for group in groups:
+            lines += ["", *_group_lines(group, paint)]
+        lines += ["", *next_steps(results), "", paint("details", _BOLD)]
     for result in results:
         if result.status is ScenarioStatus.PASSED:
             continue
         lines.append("")
-        lines.extend(_scenario_block(result, paint, max_differences_per_scenario))
+        lines.extend(_scenario_block(result, paint, max_differences_per_scenario, groups, seen_miss_diffs))
     hints = _hints(results)
     if hints:
         lines.append("")
         lines.extend(hints)
     return "\n".join(lines) + "\n"
+
+
+def _group_lines(group: ChangeGroup, paint: _Painter) -> list[str]:
+    scenarios = group.scenarios
+    shown = ", ".join(scenarios[:6]) + (f" and {len(scenarios) - 6} more" if len(scenarios) > 6 else "")
+    places = len(group.places)
+    lines = [
+        f"{paint(f'#{group.number}', _BOLD)} the same change in {len(scenarios)} scenarios "
+        f"({places} place{'s' if places != 1 else ''} in {group.sample.section}):",
+        *textwrap.wrap(shown, width=100, initial_indent="    ", subsequent_indent="    "),
+    ]
+    sample = group.sample
+    lines += [
+        line.replace(f"    {sample.path}", f"    {group.path_pattern}", 1)
+        for line in _difference_lines(sample, paint)
+    ]
+    return lines
 
 
 def render_markdown(results: Sequence[ScenarioResult]) -> str:
@@ -207,22 +248,37 @@ _STATUS_BADGE: Final = {
 _JUNIT_FAILURES: Final = frozenset({ScenarioStatus.REGRESSED, ScenarioStatus.NONDETERMINISTIC})
 
 
-def _scenario_block(result: ScenarioResult, paint: _Painter, max_differences: int) -> list[str]:
+def _scenario_block(
+    result: ScenarioResult,
+    paint: _Painter,
+    max_differences: int,
+    groups: Sequence[ChangeGroup] = (),
+    seen_miss_diffs: dict[tuple[str, ...], str] | None = None,
+) -> list[str]:
     status = paint(result.status.value.upper(), _STATUS_COLOR[result.status])
     lines = [f"{paint(result.name, _BOLD)}  {status}{_counts_suffix(result)}"]
-    lines += [f"  {line}" for line in result.message.splitlines()]
+    message = result.message.replace("record <scenario>", f"record {result.name}")
+    message_lines = highlight_pairs([f"  {line}" for line in message.splitlines()], indent="  ")
+    if seen_miss_diffs is not None:
+        message_lines = _fold_repeated_miss_diff(message_lines, result.name, seen_miss_diffs)
+    for line in message_lines:
+        lines.append(paint.text_diff_line(line, unified=False) if line.startswith("  ~") else line)
     if result.status is ScenarioStatus.NONDETERMINISTIC:
         lines.append("  paths where repeat runs disagree (old: first run, new: a repeat):")
-    differences = _ordered(result)
+    differences, knock_on = fold_knock_on(_ordered(result))
     shown = differences[:max_differences]
-    group: tuple[DiffClass, str] | None = None
+    section_group: tuple[DiffClass, str] | None = None
     for difference in shown:
-        if (difference.klass, difference.section) != group:
-            group = (difference.klass, difference.section)
-            lines.append(
-                f"  {paint(difference.klass.value.upper(), _BOLD)} in {difference.section}"
-            )
-        lines.extend(_difference_lines(difference, paint))
+        if (difference.klass, difference.section) != section_group:
+            section_group = (difference.klass, difference.section)
+            lines.append(f"  {paint(difference.klass.value.upper(), _BOLD)} in {difference.section}")
+        shared = group_of(groups, result.name, difference)
+        if shared is not None:
+            lines.append(f"    {difference.path}: the same change as #{shared.number} above")
+        else:
+            lines.extend(_difference_lines(difference, paint))
+    if knock_on is not None:
+        lines.append(knock_on.line())
     if len(differences) > len(shown):
         hidden = len(differences) - len(shown)
         lines.append(f"  … {hidden} more difference{'s' if hidden != 1 else ''} not shown")
@@ -231,6 +287,23 @@ def _scenario_block(result: ScenarioResult, paint: _Painter, max_differences: in
     if result.repeat_paths:
         lines.append(f"  repeat traces: {', '.join(result.repeat_paths)}")
     return lines
+
+
+_MISS_DIFF_START: Final = "  diff against the nearest recorded request:"
+
+
+def _fold_repeated_miss_diff(lines: list[str], name: str, seen: dict[tuple[str, ...], str]) -> list[str]:
+    """A nearest-request diff already shown for another scenario becomes one line naming it."""
+    if _MISS_DIFF_START not in lines:
+        return lines
+    start = lines.index(_MISS_DIFF_START)
+    end = next((i for i in range(start + 1, len(lines)) if not lines[i].startswith("  ") or
+                lines[i].startswith("  (")), len(lines))  # fmt: skip
+    region = tuple(lines[start:end])
+    if region not in seen:
+        seen[region] = name
+        return lines
+    return [*lines[:start], f"  (the same nearest-request diff as {seen[region]}, above)", *lines[end:]]
 
 
 def _ordered(result: ScenarioResult) -> list[Difference]:
@@ -258,8 +331,11 @@ def _difference_lines(difference: Difference, paint: _Painter) -> Iterator[str]:
         yield f"{path}: changed"
         diff_lines = difference.text_diff.splitlines()
         unified = difference.text_diff.startswith("--- ")
+        if unified:  # a changed line pair becomes one line with the changed words marked
+            diff_lines = [line for line in highlight_pairs(diff_lines) if not line.startswith(("---", "+++"))]
         for line in diff_lines[:_TEXT_DIFF_LINES]:
-            yield f"      {paint.text_diff_line(line, unified=unified)}"
+            word_marked = not unified or line.startswith("~")
+            yield f"      {paint.text_diff_line(line, unified=not word_marked)}"
         if len(diff_lines) > _TEXT_DIFF_LINES:
             yield f"      … {len(diff_lines) - _TEXT_DIFF_LINES} more lines"
     elif difference.change == "type_changed":
@@ -302,7 +378,13 @@ def _headline(result: ScenarioResult) -> str:
 def _hints(results: Sequence[ScenarioResult]) -> list[str]:
     statuses = {r.status for r in results}
     hints = []
-    if ScenarioStatus.REGRESSED in statuses:
+    missed = [r.name for r in results if r.status.failed and had_cassette_miss(r)]
+    if missed:  # the recorded answers no longer fit the requests: review cannot fix that
+        names = " ".join(missed) if len(missed) <= 4 else "--all"
+        hints.append(
+            f"re-record (the cassettes have no answers for the new requests): harness-replay record {names}"
+        )
+    if any(r.status is ScenarioStatus.REGRESSED and not had_cassette_miss(r) for r in results):
         hints.append(REVIEW_HINT)
     if ScenarioStatus.NONDETERMINISTIC in statuses:
         hints.append(NONDETERMINISM_HINT)

@@ -53,7 +53,12 @@ class RecordMode(StrEnum):
 
 
 def record_pending(
-    store: GoldenStore, name: str, *, workroot: Path, mode: RecordMode = RecordMode.ALL
+    store: GoldenStore,
+    name: str,
+    *,
+    workroot: Path,
+    mode: RecordMode = RecordMode.ALL,
+    endpoint: tuple[str, str] | None = None,
 ) -> ScenarioRun:
     """Record ``name`` into ``trace.json.new`` and the cassette's ``.new`` (for review), per ``mode``."""
     from vcr.record_mode import RecordMode as VcrMode
@@ -80,6 +85,7 @@ def record_pending(
             record=not replay_only,
             workdir=Path(tempfile.mkdtemp(prefix=f"{name}-", dir=workroot)),
             record_mode=vcr_mode,
+            endpoint=endpoint,
         )
         if replay_only and result.cassette_misses:
             raise ReplayError(

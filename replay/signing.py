@@ -82,7 +82,7 @@ def signer_from_env(env: Mapping[str, str] | None = None) -> Ed25519Signer:
     if not path:
         raise SignatureError(
             f"{SIGNING_KEY_ENV} is not set: point it at your Ed25519 private key PEM (kept "
-            "outside the repo; create one with `harness keys generate`)"
+            "outside the repo; create one with `harness-replay keygen ~/keys/me.pem --name \"Your Name\"`)"
         )
     try:
         return load_signer(path)

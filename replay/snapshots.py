@@ -14,7 +14,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
-from syrupy.extensions.single_file import SingleFileSnapshotExtension, WriteMode
+
+try:
+    from syrupy.extensions.single_file import SingleFileSnapshotExtension, WriteMode
+except ImportError as exc:  # syrupy is an extra: the service and the replay CLI never need it
+    raise ImportError("replay.snapshots needs syrupy: pip install 'harness-replay[pytest]'") from exc
 
 from harness.canonical import dumps_canonical
 from replay.errors import FormatVersionError

@@ -60,9 +60,7 @@ def mixed_regression() -> ScenarioResult:
     actual = golden()
     actual["prompts"][0]["messages"][0]["content"] = PROMPT.replace("helpful", "careful")
     actual["transitions"][1]["to"] = "FAILED"
-    return ScenarioResult(
-        "tool_refused", ScenarioStatus.REGRESSED, diff=diff_traces(golden(), actual)
-    )
+    return ScenarioResult("tool_refused", ScenarioStatus.REGRESSED, diff=diff_traces(golden(), actual))
 
 
 def passed(name: str) -> ScenarioResult:
@@ -138,9 +136,7 @@ def test_error_and_nondeterminism_blocks() -> None:
     nondeterministic = ScenarioResult(
         "clocky",
         ScenarioStatus.NONDETERMINISTIC,
-        diff=TraceDiff(
-            (Difference("audit", "audit[3].at", "changed", DiffClass.CONTENT, "09:00", "09:01"),)
-        ),
+        diff=TraceDiff((Difference("audit", "audit[3].at", "changed", DiffClass.CONTENT, "09:00", "09:01"),)),
         repeat_paths=("out/clocky.1.json", "out/clocky.2.json"),
     )
     error = ScenarioResult(
@@ -237,3 +233,127 @@ def test_json_is_canonical_and_round_trips() -> None:
         ("transitions[1].to", "structural"),
         ("prompts[0].messages[0].content", "content"),
     }
+
+
+# --- the first screen of a many-scenario change -------------------------------------------
+
+MULTILINE = "Rules:\n- be brief\n- When done, answer with a short summary of what you produced.\n- stop"
+
+
+def multiline_regression(name: str, *, miss: bool = False, calls: int = 2) -> ScenarioResult:
+    old = {"format_version": 1, "prompts": [{"messages": [{"content": MULTILINE}]} for _ in range(calls)]}
+    new = json.loads(json.dumps(old).replace("a short summary", "a brief summary"))
+    message = "2 provider request(s) were not in the cassette; first: ..." if miss else ""
+    return ScenarioResult(name, ScenarioStatus.REGRESSED, diff=diff_traces(old, new), message=message)
+
+
+def test_the_same_change_in_many_scenarios_is_shown_once() -> None:
+    results = [multiline_regression(f"scenario_{i}") for i in range(12)] + [passed("ok")]
+
+    text = render_text(results)
+    first_screen = "\n".join(text.splitlines()[:30])
+
+    assert "the same change in 12 scenarios (24 places in prompts)" in first_screen
+    assert text.count("a [-short-]{+brief+} summary") == 1  # the change, once, words marked
+    assert "  12 scenarios REGRESSED: prompts" in first_screen
+    assert "scenario_11" in first_screen
+    assert "next: if the change is intended, review and accept it: harness-replay review" in first_screen
+    assert "prompts[1].messages[0].content: the same change as #1 above" in text
+    assert len(text.splitlines()) < 12 * 6 + 25
+
+
+def test_a_change_in_one_scenario_only_is_not_grouped() -> None:
+    other = golden()
+    other["transitions"][1]["to"] = "FAILED"
+    results = [
+        multiline_regression("a"),
+        multiline_regression("b"),
+        ScenarioResult("c", ScenarioStatus.REGRESSED, diff=diff_traces(golden(), other)),
+    ]
+
+    text = render_text(results)
+
+    assert "the same change in 2 scenarios" in text
+    assert 'transitions[1].to: "SUCCEEDED" → "FAILED"' in text
+
+
+def test_a_cassette_miss_says_re_record_never_review() -> None:
+    results = [multiline_regression(f"s{i}", miss=True) for i in range(3)]
+
+    text = render_text(results)
+
+    assert "re-record: harness-replay record s0 s1 s2" in text
+    assert REVIEW_HINT not in text
+    assert "review" not in text.lower().replace("re-record", "")
+    single = render_text([multiline_regression("one", miss=True)])
+    assert single.rstrip("\n").splitlines()[-1].endswith("harness-replay record one")
+
+
+def test_knock_on_hash_changes_fold_under_the_payload_change() -> None:
+    old = {
+        "audit": [
+            {"seq": i, "payload": {"r": "x"}, "prev_hash": f"p{i}", "entry_hash": f"h{i}"} for i in range(8)
+        ]
+    }
+    new = json.loads(json.dumps(old))
+    new["audit"][3]["payload"]["r"] = "y"
+    for i in range(3, 8):
+        new["audit"][i]["entry_hash"] = f"H{i}"
+        if i > 3:
+            new["audit"][i]["prev_hash"] = f"P{i}"
+    result = ScenarioResult("s", ScenarioStatus.REGRESSED, diff=diff_traces(old, new))
+
+    text = render_text([result])
+
+    assert 'audit[3].payload.r: "x" → "y"' in text
+    assert "audit[3..7]: 9 entry_hash/prev_hash value(s) changed as a consequence" in text
+    assert "entry_hash:" not in text and "prev_hash:" not in text
+
+
+def test_a_hash_change_without_a_payload_change_stays_visible() -> None:
+    old = {"audit": [{"seq": i, "entry_hash": f"h{i}"} for i in range(3)]}
+    new = json.loads(json.dumps(old))
+    new["audit"][1]["entry_hash"] = "forged"
+
+    text = render_text([ScenarioResult("s", ScenarioStatus.REGRESSED, diff=diff_traces(old, new))])
+
+    assert 'audit[1].entry_hash: "h1" → "forged"' in text
+    assert "as a consequence" not in text
+
+
+def test_nearest_request_diff_marks_the_changed_word() -> None:
+    long_line = "x " * 100 + "answer with a short summary" + " y" * 100
+    message = "\n".join(
+        [
+            "1 provider request(s) were not in the cassette; first: no answer",
+            "diff against the nearest recorded request:",
+            f'-      "content": "{long_line}",',
+            f'+      "content": "{long_line.replace("short", "brief")}",',
+            "if the change is intended, re-record: harness-replay record <scenario>",
+        ]
+    )
+    result = ScenarioResult("miss", ScenarioStatus.ERROR, message=message)
+
+    text = render_text([result])
+
+    assert "[-short-]{+brief+}" in text
+    assert max(len(line) for line in text.splitlines()) < 120
+    assert "harness-replay record miss" in text
+
+
+def test_a_nearest_request_diff_seen_before_is_named_not_repeated() -> None:
+    message = "\n".join(
+        [
+            "1 provider request(s) were not in the cassette; first: no answer",
+            "diff against the nearest recorded request:",
+            '-  "content": "answer with a short summary"',
+            '+  "content": "answer with a brief summary"',
+            "(replay continued with the recorded answers in order, to show the trace diff)",
+        ]
+    )
+    results = [ScenarioResult(n, ScenarioStatus.ERROR, message=message) for n in ("a", "b", "c")]
+
+    text = render_text(results)
+
+    assert text.count("[-short-]{+brief+}") == 1
+    assert text.count("(the same nearest-request diff as a, above)") == 2

@@ -1,20 +1,62 @@
-"""Real processes on loopback for end-to-end tests: provider-sim, `harness serve`, `harness worker`."""
+"""Real processes on loopback for end-to-end tests: provider-sim, `harness serve`, `harness worker`.
+
+Start-up waits are driven by readiness (the process's own "listening"/"ready" line, or a
+health check), under a generous deadline that scales with ``HARNESS_TEST_TIMEOUT_SCALE`` (a
+busy CI machine sets 2 or 3). A process that does not come up fails the test with "timed out
+after N s waiting for ..." and the tail of its log; one that exits early says so at once.
+"""
 
 from __future__ import annotations
 
 import os
 import re
+import select
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 
 BIN = Path(sys.executable).parent
+STARTUP_SECONDS = 60.0
+
+
+def startup_deadline(seconds: float = STARTUP_SECONDS) -> float:
+    """Seconds to wait for a start-up, scaled by ``HARNESS_TEST_TIMEOUT_SCALE`` (default 1)."""
+    try:
+        scale = float(os.environ.get("HARNESS_TEST_TIMEOUT_SCALE", "1"))
+    except ValueError:
+        scale = 1.0
+    return seconds * max(scale, 1.0)
+
+
+def log_tail(log: Path, chars: int = 2000) -> str:
+    try:
+        return log.read_text(errors="replace")[-chars:]
+    except OSError:
+        return "(no log)"
+
+
+def wait_until(ready: Callable[[], bool], *, what: str, proc: subprocess.Popen[str], log: Path) -> None:
+    """Poll ``ready`` until true; fail naming ``what``, the time waited and the log tail."""
+    limit = startup_deadline()
+    started = time.monotonic()
+    delay = 0.05
+    while not ready():
+        if proc.poll() is not None:
+            raise AssertionError(
+                f"{what}: the process exited with {proc.returncode}; log {log}:\n{log_tail(log)}"
+            )
+        if time.monotonic() - started > limit:
+            raise AssertionError(
+                f"timed out after {limit:.0f} s waiting for {what}; log {log}:\n{log_tail(log)}"
+            )
+        time.sleep(delay)
+        delay = min(delay * 2, 0.5)
 
 
 def free_port() -> int:
@@ -54,33 +96,42 @@ def provider_sim(script: Path, env: dict[str, str], log: Path) -> Iterator[str]:
     args = [sys.executable, "-m", "replay.provider_sim", "--script", str(script), "--port", "0"]
     with process(args, env, log) as proc:
         assert proc.stdout is not None
-        line = proc.stdout.readline()
-        match = re.search(r"listening on (http://\S+)", line)
-        assert match, f"provider-sim did not start: {line!r}; see {log}"
+        stdout = proc.stdout
+        lines: list[str] = []
+
+        def said_listening() -> bool:
+            # Its first stdout line is the readiness signal; read it only once it is there.
+            if not lines and select.select([stdout], [], [], 0)[0]:
+                lines.append(stdout.readline())
+            return bool(lines)
+
+        wait_until(said_listening, what="provider-sim to say it is listening", proc=proc, log=log)
+        match = re.search(r"listening on (http://\S+)", lines[0])
+        assert match, f"provider-sim did not start: {lines[0]!r}; log {log}:\n{log_tail(log)}"
         yield match.group(1)
 
 
 @contextmanager
 def api_server(env: dict[str, str], log: Path) -> Iterator[str]:
     port = free_port()
-    with process([str(BIN / "harness"), "serve", "--port", str(port)], env, log):
+    with process([str(BIN / "harness"), "serve", "--port", str(port)], env, log) as proc:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
+
+        def healthy() -> bool:
             try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
+                return httpx.get(f"{base}/healthz", timeout=2).status_code == 200
             except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError(f"harness serve did not come up; see {log}: {log.read_text()[-2000:]}")
-            time.sleep(0.1)
+                return False
+
+        wait_until(healthy, what=f"harness serve to answer {base}/healthz", proc=proc, log=log)
         yield base
 
 
 @contextmanager
 def worker(env: dict[str, str], log: Path) -> Iterator[None]:
-    with process([str(BIN / "harness"), "worker", "--poll", "0.1"], env, log):
+    with process([str(BIN / "harness"), "worker", "--poll", "0.1"], env, log) as proc:
+        wait_until(lambda: "worker ready" in log_tail(log, 10_000), what="harness worker to say it is ready",
+                   proc=proc, log=log)  # fmt: skip
         yield
 
 
