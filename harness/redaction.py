@@ -4,8 +4,8 @@ Logs, audit payloads, artifacts, stored prompts, cassettes and goldens all scrub
 this module, so a rule added here protects every one of them. Pure: no I/O imports.
 
 The rules (``harness._redaction_rules``) are written from the publicly documented token
-formats (the gitleaks and detect-secrets rule sets describe them). They run in priority order; overlapping finds
-are merged into one span typed by the most specific rule, so ``api_key="sk-proj-..."``
+formats (the gitleaks and detect-secrets rule sets describe them). They run in priority order;
+overlapping finds are merged into one span typed by the most specific rule, so ``api_key="sk-proj-..."``
 becomes ``api_key="[REDACTED:openai_api_key]"`` rather than a generic assignment.
 """
 

@@ -282,9 +282,9 @@ def _record_endpoint(endpoint: str | None, api_key_env: str) -> tuple[str, str] 
 @click.option("--reason", help="Use this reason for every accept instead of asking.")
 def review(root: Path, approver: str | None, reason: str | None) -> None:
     """Review pending updates like `cargo insta review`: a accept, r reject, s skip, A/R/S for all."""
+    from replay._cli_keys import LazySigner, default_approver
     from replay.cli_review import freshness_hook
     from replay.review import REASON_PROMPT, interactive_review
-    from replay._cli_keys import LazySigner, default_approver
     from replay.signing import DEFAULT_REASON
 
     store = GoldenStore(root)

@@ -121,15 +121,10 @@ def _clients(
     for name in scenario.providers:
         transport = FaultInjectingTransport(script, counter=faults)
         if name == "anthropic":
-            real_base, real_key = os.environ.get("ANTHROPIC_BASE_URL"), os.environ.get("ANTHROPIC_API_KEY")
-            use_real = bool(record and real_base and real_key)  # recording against the real API
+            # The simulator's origin (the SDK appends /v1/messages); a real endpoint is never
+            # taken from the environment (issue: replay and record are hermetic from the shell).
             clients.append(
-                AnthropicMessagesClient(
-                    base_url=str(real_base) if use_real else origin,
-                    api_key=str(real_key) if use_real else api_key,
-                    timeout=30,
-                    transport=transport,
-                )
+                AnthropicMessagesClient(base_url=origin, api_key=api_key, timeout=30, transport=transport)
             )
         else:
             clients.append(
