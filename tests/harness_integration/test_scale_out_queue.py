@@ -166,5 +166,6 @@ def test_jobs_carry_a_schema_version_old_ones_run_and_newer_ones_are_refused(
             refused = s.execute(select(Job).where(Job.run_id == newer)).scalar_one()
         assert runs[old].status == "SUCCEEDED"
         assert refused.status == "dead"
-        assert "schema 99" in (refused.last_error or "") and "upgrade the worker" in (refused.last_error or "")
+        error = refused.last_error or ""
+        assert "schema 99" in error and "upgrade the worker" in error
         assert runs[newer].status == "FAILED"
