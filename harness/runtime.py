@@ -36,6 +36,8 @@ class Runtime:
     # The Merkle frontier of the last audit checkpoint this runtime signed (a cache that the
     # signer re-validates against the stored checkpoint before use).
     audit_frontier: Frontier | None = None
+    # Admissions POST /run may still make before backpressure counts the queue again, by scope.
+    admission_credits: dict[str, int] = field(default_factory=dict)
 
     def close(self) -> None:
         self.engine.dispose()
