@@ -70,6 +70,7 @@ def main() -> None:
 @click.option("--markdown", type=click.Path(dir_okay=False, path_type=Path), help="Write a PR comment.")
 @click.option("--json", "as_json", is_flag=True, help="Print the machine-readable report instead of text.")
 @click.option("--color/--no-color", default=None, help="Colour the text report (default: when a TTY).")
+@click.option("--shard", help="Replay only shard K of N (e.g. 2/4), for a CI matrix; see merge-reports.")
 def check(
     root: Path,
     names: tuple[str, ...],
@@ -79,15 +80,23 @@ def check(
     markdown: Path | None,
     as_json: bool,
     color: bool | None,
+    shard: str | None,
 ) -> None:
     """Replay goldens offline and diff them (the PR gate). Writes trace.json.new on mismatch (never in CI)."""
     from replay.gate import Unreferenced
     from replay.gate import check as run_check
     from replay.report import render_json, render_junit_xml, render_markdown, render_text
 
-    outcome = run_check(
-        GoldenStore(root), names, repeat=repeat, ci=ci_mode(), unreferenced=Unreferenced(unreferenced)
-    )
+    store = GoldenStore(root)
+    if shard is not None:
+        from replay.shard import parse_shard, shard_names
+
+        index, count = parse_shard(shard)
+        names = tuple(shard_names(store, names or tuple(store.scenario_names()), index=index, count=count))
+        if not names:
+            click.echo(f"shard {index}/{count}: no scenarios (fewer scenarios than shards)", err=True)
+            sys.exit(EXIT_OK)
+    outcome = run_check(store, names, repeat=repeat, ci=ci_mode(), unreferenced=Unreferenced(unreferenced))
     results = list(outcome.results)
     if junit_xml:
         junit_xml.write_text(render_junit_xml(results), encoding="utf-8")
@@ -100,6 +109,30 @@ def check(
     else:
         click.echo(render_text(results, color=sys.stdout.isatty() if color is None else color))
     sys.exit(EXIT_OK if outcome.ok else EXIT_FAILED)
+
+
+@main.command("merge-reports")
+@click.argument(
+    "reports", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@click.option("--junit-xml", type=click.Path(dir_okay=False, path_type=Path), help="Write a JUnit report.")
+@click.option("--markdown", type=click.Path(dir_okay=False, path_type=Path), help="Write a PR comment.")
+@click.option("--json", "as_json", is_flag=True, help="Print the merged JSON report instead of text.")
+def merge_reports(
+    reports: tuple[Path, ...], junit_xml: Path | None, markdown: Path | None, as_json: bool
+) -> None:
+    """Combine the shards' `check --json` reports into one verdict (exit 1 if any scenario failed)."""
+    from replay.report import render_json, render_junit_xml, render_markdown, render_text
+    from replay.shard import merge_reports as merge
+    from replay.shard import merged_ok
+
+    results = merge(reports)
+    if junit_xml:
+        junit_xml.write_text(render_junit_xml(results), encoding="utf-8")
+    if markdown:
+        markdown.write_text(render_markdown(results), encoding="utf-8")
+    click.echo(render_json(results) if as_json else render_text(results, color=False))
+    sys.exit(EXIT_OK if merged_ok(results) else EXIT_FAILED)
 
 
 @main.command()
