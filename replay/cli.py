@@ -71,6 +71,7 @@ def main() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the machine-readable report instead of text.")
 @click.option("--color/--no-color", default=None, help="Colour the text report (default: when a TTY).")
 @click.option("--shard", help="Replay only shard K of N (e.g. 2/4), for a CI matrix; see merge-reports.")
+@click.option("-j", "--jobs", default=1, show_default=True, type=click.IntRange(min=1), help="Processes.")
 def check(
     root: Path,
     names: tuple[str, ...],
@@ -81,6 +82,7 @@ def check(
     as_json: bool,
     color: bool | None,
     shard: str | None,
+    jobs: int,
 ) -> None:
     """Replay goldens offline and diff them (the PR gate). Writes trace.json.new on mismatch (never in CI)."""
     from replay.gate import Unreferenced
@@ -96,7 +98,9 @@ def check(
         if not names:
             click.echo(f"shard {index}/{count}: no scenarios (fewer scenarios than shards)", err=True)
             sys.exit(EXIT_OK)
-    outcome = run_check(store, names, repeat=repeat, ci=ci_mode(), unreferenced=Unreferenced(unreferenced))
+    outcome = run_check(
+        store, names, repeat=repeat, ci=ci_mode(), unreferenced=Unreferenced(unreferenced), jobs=jobs
+    )
     results = list(outcome.results)
     if junit_xml:
         junit_xml.write_text(render_junit_xml(results), encoding="utf-8")

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import multiprocessing
 import tempfile
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -118,20 +121,36 @@ def check(
     ci: bool = False,
     unreferenced: Unreferenced = Unreferenced.REJECT,
     verify_signatures: bool = True,
+    jobs: int = 1,
 ) -> CheckOutcome:
-    """Replay ``names`` (default: every scenario); strays and pending updates per ``unreferenced``."""
+    """Replay ``names`` (default: every scenario); strays and pending updates per ``unreferenced``.
+
+    ``jobs`` > 1 replays scenarios in that many processes (each scenario already runs in its
+    own database and folder); results come back in the order of ``names``.
+    """
+    if jobs < 1:
+        raise ReplayError(f"jobs must be at least 1, got {jobs}")
     known = store.scenario_names()
     unknown = sorted(set(names) - set(known))
     if unknown:
         raise GoldenMissing(f"no scenario named {', '.join(unknown)} (known: {', '.join(known) or 'none'})")
     selected = list(names) or known
     with tempfile.TemporaryDirectory(prefix="harness-replay-") as tmp:
-        results = [
-            check_scenario(
-                store, name, repeat=repeat, ci=ci, workroot=Path(tmp), verify_signatures=verify_signatures
-            )
-            for name in selected
-        ]
+        one = functools.partial(
+            check_scenario,
+            store,
+            repeat=repeat,
+            ci=ci,
+            workroot=Path(tmp),
+            verify_signatures=verify_signatures,
+        )
+        if jobs == 1 or len(selected) < 2:
+            results = [one(name) for name in selected]
+        else:
+            # spawn: a fresh interpreter per worker, never a fork of a process holding threads.
+            context = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(max_workers=min(jobs, len(selected)), mp_context=context) as pool:
+                results = list(pool.map(one, selected))
     warnings: list[str] = []
     if not names:
         strays = [store.display(p) for p in store.unreferenced()]

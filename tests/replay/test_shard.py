@@ -79,3 +79,16 @@ def test_merge_reports_cli_exit_codes_and_junit(tmp_path: Path) -> None:
     )
     assert failed.returncode == 1
     assert "gamma" in junit.read_text(encoding="utf-8") and "alpha" in junit.read_text(encoding="utf-8")
+
+
+def test_check_in_two_processes_gives_the_same_results_in_order() -> None:
+    from replay.gate import check
+
+    store = GoldenStore(ROOT)
+    names = store.scenario_names()[:3]
+    serial = check(store, names, verify_signatures=False)
+    parallel = check(store, names, verify_signatures=False, jobs=2)
+    assert [(r.name, r.status) for r in parallel.results] == [(r.name, r.status) for r in serial.results]
+    assert [r.name for r in parallel.results] == list(names)
+    with pytest.raises(ReplayError, match="jobs must be at least 1"):
+        check(store, names, jobs=0)
