@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -246,87 +245,19 @@ def _bad(count: int, problem: audit_chain.Problem, message: str) -> audit_chain.
 # Extending a signed tree of size m to size n needs only the perfect subtrees that make up
 # [0, m) (its "frontier", O(log m) hashes) and the leaves [m, n): every node of the new root
 # and of the RFC 6962 consistency proof is one or the other. Each runtime remembers the
-# frontier of the last checkpoint it signed; it is used only when its root equals the root of
+# frontier of the last checkpoint it signed (``Runtime.audit_frontier``; ``merkle.Frontier``
+# and ``merkle.ExtendedTree`` do the tree work); it is used only when its root equals the root of
 # the checkpoint being extended, so a stale cache (another process signed, a transaction rolled
 # back) costs one full re-read of the log, never a wrong signature.
-
-
-@dataclass(frozen=True)
-class _Frontier:
-    size: int
-    peaks: dict[tuple[int, int], bytes]
-
-
-_EMPTY = _Frontier(0, {})
-_FRONTIERS: dict[int, _Frontier] = {}
-
-
-class _Tree:
-    """Subtree roots of a tree of ``base.size + len(leaves)`` leaves, the first ``base.size``
-    of which are known only through their frontier."""
-
-    def __init__(self, base: _Frontier, leaves: Sequence[bytes]) -> None:
-        self._base = base
-        self._leaves = leaves
-        self._memo: dict[tuple[int, int], bytes] = dict(base.peaks)
-        self.size = base.size + len(leaves)
-
-    def subtree(self, lo: int, hi: int) -> bytes:
-        """MTH(D[lo:hi]) for a node of the tree (a perfect block or a right-spine node)."""
-        known = self._memo.get((lo, hi))
-        if known is not None:
-            return known
-        base = self._base.size
-        if lo >= base:
-            node = merkle.root_from_leaf_hashes(self._leaves[lo - base : hi - base])
-        else:
-            # Every aligned block inside [0, base) lies within one peak, and we meet the peak
-            # before its insides, so this never reaches a single old leaf.
-            k = _split(hi - lo)
-            node = merkle.node_hash(self.subtree(lo, lo + k), self.subtree(lo + k, hi))
-        self._memo[(lo, hi)] = node
-        return node
-
-    def root(self) -> bytes:
-        return self.subtree(0, self.size) if self.size else merkle.EMPTY_ROOT
-
-    def consistency_proof(self, old_size: int) -> list[bytes]:
-        """RFC 6962 SUBPROOF(old_size, D[0:size]); the same walk as ``merkle.consistency_proof``."""
-        if old_size in (0, self.size):
-            return []
-        proof: list[bytes] = []
-        lo, hi, m = 0, self.size, old_size
-        whole = True
-        while hi - lo != m:
-            k = _split(hi - lo)
-            if m <= k:
-                proof.append(self.subtree(lo + k, hi))
-                hi = lo + k
-            else:
-                proof.append(self.subtree(lo, lo + k))
-                lo, m, whole = lo + k, m - k, False
-        if not whole:
-            proof.append(self.subtree(lo, hi))
-        proof.reverse()
-        return proof
-
-    def frontier(self) -> _Frontier:
-        peaks: dict[tuple[int, int], bytes] = {}
-        lo = 0
-        for bit in reversed(range(self.size.bit_length())):
-            if self.size >> bit & 1:
-                peaks[(lo, lo + (1 << bit))] = self.subtree(lo, lo + (1 << bit))
-                lo += 1 << bit
-        return _Frontier(self.size, peaks)
 
 
 def _checkpoint(session: Session, rt: Runtime, *, tree_size: int) -> AuditCheckpoint:
     signer = rt.audit_signer
     assert signer is not None  # checked by the callers
     previous = _last_signed_by(session, signer)
-    base = _FRONTIERS.get(id(rt), _EMPTY)
-    if previous is None or base.size != previous.tree_size or _Tree(base, ()).root() != previous.root_bytes:
-        base = _EMPTY  # cold or stale: rebuild from every stored leaf
+    base = rt.audit_frontier or merkle.EMPTY_FRONTIER
+    if previous is None or base.size != previous.tree_size or base.root() != previous.root_bytes:
+        base = merkle.EMPTY_FRONTIER  # cold or stale: rebuild from every stored leaf
     entries = load_entries(session, start=base.size, stop=tree_size)
     if len(entries) != tree_size - base.size:
         raise AuditIntegrityError(
@@ -334,7 +265,7 @@ def _checkpoint(session: Session, rt: Runtime, *, tree_size: int) -> AuditCheckp
             f"{tree_size - base.size} rows but the database holds {len(entries)}; rows were "
             "deleted. Run `harness audit verify` to locate the damage",
         )
-    tree = _Tree(base, [merkle.leaf_hash(audit_chain.leaf_data(e)) for e in entries])
+    tree = merkle.ExtendedTree(base, [merkle.leaf_hash(audit_chain.leaf_data(e)) for e in entries])
     root = tree.root()
     checkpoint = Checkpoint(
         origin=rt.settings.audit_origin,
@@ -349,7 +280,7 @@ def _checkpoint(session: Session, rt: Runtime, *, tree_size: int) -> AuditCheckp
         tree_size=tree_size, root_hash=root.hex(), envelope=envelope.to_json(), created_at=checkpoint.time
     )
     session.add(row)
-    _remember_frontier(rt, tree.frontier())
+    rt.audit_frontier = tree.frontier()
     return row
 
 
@@ -374,18 +305,6 @@ def _last_signed_by(session: Session, signer: Signer) -> Checkpoint | None:
         except AuditIntegrityError:
             continue
     return None
-
-
-def _remember_frontier(rt: Runtime, frontier: _Frontier) -> None:
-    key = id(rt)
-    if key not in _FRONTIERS:
-        weakref.finalize(rt, _FRONTIERS.pop, key, None)
-    _FRONTIERS[key] = frontier
-
-
-def _split(n: int) -> int:
-    """The largest power of two strictly below ``n`` (n >= 2)."""
-    return 1 << ((n - 1).bit_length() - 1)
 
 
 # ---------------------------------------------------------------------------------------------

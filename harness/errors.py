@@ -22,6 +22,7 @@
     │   └── BudgetExceeded        the token budget would be exceeded
     ├── ProviderError             the model provider failed (after our retries)
     │   └── CircuitOpen           the breaker is open; no call was made
+    ├── Overloaded                the queue is over its limit: 503 + Retry-After (load shed)
     ├── ArtifactError             an artifact could not be committed
     └── AuditIntegrityError       the audit log failed verification
 """
@@ -131,6 +132,13 @@ class ProviderError(HarnessError):
 
 class CircuitOpen(ProviderError):
     code = "circuit-open"
+    status = 503
+
+
+class Overloaded(HarnessError):
+    """Load shed: the queue is deeper than its limit; ``retry_after`` seconds is the hint."""
+
+    code = "overloaded"
     status = 503
 
 

@@ -16,6 +16,7 @@ from harness.settings import Settings
 
 if TYPE_CHECKING:
     from harness.integrity import Signer
+    from harness.integrity.merkle import Frontier
     from harness.providers.base import ModelClient
     from harness.providers.resilience import CircuitBreaker
 
@@ -32,6 +33,11 @@ class Runtime:
     providers: list[ModelClient] = field(default_factory=list)
     breakers: dict[str, CircuitBreaker] = field(default_factory=dict)
     audit_signer: Signer | None = None
+    # The Merkle frontier of the last audit checkpoint this runtime signed (a cache that the
+    # signer re-validates against the stored checkpoint before use).
+    audit_frontier: Frontier | None = None
+    # Admissions POST /run may still make before backpressure counts the queue again, by scope.
+    admission_credits: dict[str, int] = field(default_factory=dict)
 
     def close(self) -> None:
         self.engine.dispose()

@@ -54,6 +54,11 @@ class Settings(BaseSettings):
     job_max_attempts: int = 3
     job_lease_seconds: float = 60.0
     job_retry_delay_seconds: float = 2.0
+    # Backpressure (harness/jobs/backpressure.py): POST /run answers 503 + Retry-After when
+    # more jobs than this are queued or leased in all, or for the caller's tenant.
+    max_queue_depth: int = Field(default=10_000, ge=1)
+    max_tenant_in_flight: int = Field(default=2_000, ge=1)
+    shed_retry_after_seconds: int = Field(default=5, ge=1)
 
     rate_limit_per_key: str = "120/minute"
     rate_limit_per_tenant: str = "600/minute"

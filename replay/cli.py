@@ -83,6 +83,8 @@ def main() -> None:
     help="Accept signatures by a key whose private half is in the repository (the demo only).",
 )
 @click.option("--quiet", is_flag=True, help="No progress; print only failing scenarios and the summary.")
+@click.option("--shard", help="Replay only shard K of N (e.g. 2/4), for a CI matrix; see merge-reports.")
+@click.option("-j", "--jobs", default=1, show_default=True, type=click.IntRange(min=1), help="Processes.")
 def check(
     root: Path,
     names: tuple[str, ...],
@@ -95,6 +97,8 @@ def check(
     html_out: Path | None,
     allow_demo_key: bool,
     quiet: bool,
+    shard: str | None,
+    jobs: int,
 ) -> None:
     """Replay goldens offline and diff them (the PR gate). Writes trace.json.new on mismatch (never in CI)."""
     from replay.gate import Unreferenced
@@ -109,6 +113,7 @@ def check(
                 f"folder {path.parent} does not exist; create it first", param_hint=option
             )
     store = GoldenStore(root)
+    names = _select_shard(store, names, shard)
     with progress(len(names) or len(store.scenario_names()), "replaying", quiet=quiet) as advance:
         outcome = run_check(
             store,
@@ -118,6 +123,7 @@ def check(
             unreferenced=Unreferenced(unreferenced) if unreferenced else None,
             allow_demo_key=allow_demo_key,
             on_scenario=advance,
+            jobs=jobs,
         )
     results = list(outcome.results)
     if junit_xml:
@@ -194,6 +200,42 @@ def _signature_line(results: list[Any]) -> str:
         unchecked
     )
     return line + (f" ({'; '.join(notes)})" if notes else "")
+@main.command("merge-reports")
+@click.argument(
+    "reports", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@click.option("--junit-xml", type=click.Path(dir_okay=False, path_type=Path), help="Write a JUnit report.")
+@click.option("--markdown", type=click.Path(dir_okay=False, path_type=Path), help="Write a PR comment.")
+@click.option("--json", "as_json", is_flag=True, help="Print the merged JSON report instead of text.")
+def merge_reports(
+    reports: tuple[Path, ...], junit_xml: Path | None, markdown: Path | None, as_json: bool
+) -> None:
+    """Combine the shards' `check --json` reports into one verdict (exit 1 if any scenario failed)."""
+    from replay.report import render_json, render_junit_xml, render_markdown, render_text
+    from replay.shard import merge_reports as merge
+    from replay.shard import merged_ok
+
+    results = merge(reports)
+    if junit_xml:
+        junit_xml.write_text(render_junit_xml(results), encoding="utf-8")
+    if markdown:
+        markdown.write_text(render_markdown(results), encoding="utf-8")
+    click.echo(render_json(results) if as_json else render_text(results, color=False))
+    sys.exit(EXIT_OK if merged_ok(results) else EXIT_FAILED)
+
+
+def _select_shard(store: GoldenStore, names: tuple[str, ...], shard: str | None) -> tuple[str, ...]:
+    """The scenarios of shard ``K/N`` (all of ``names`` without ``--shard``); exit 0 on an empty shard."""
+    if shard is None:
+        return names
+    from replay.shard import parse_shard, shard_names
+
+    index, count = parse_shard(shard)
+    names = tuple(shard_names(store, names or tuple(store.scenario_names()), index=index, count=count))
+    if not names:
+        click.echo(f"shard {index}/{count}: no scenarios (fewer scenarios than shards)", err=True)
+        sys.exit(EXIT_OK)
+    return names
 
 
 @main.command()

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import multiprocessing
 import tempfile
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -201,6 +204,7 @@ def check(
     allow_demo_key: bool = True,
     on_scenario: Callable[[str], None] | None = None,
     on_start: Callable[[int, int, str], None] | None = None,
+    jobs: int = 1,
 ) -> CheckOutcome:
     """Replay ``names`` (default: every scenario) and look for strays around them.
 
@@ -209,8 +213,12 @@ def check(
     replay never used are a warning, and fail the run only with an explicit
     ``unreferenced=reject`` (syrupy's unused snapshots). With ``names`` only the strays of
     those scenarios are looked at. ``on_start(index, total, name)`` is called before each
-    scenario and ``on_scenario(name)`` after it (progress displays).
+    scenario and ``on_scenario(name)`` after it (progress displays). ``jobs`` > 1 replays
+    scenarios in that many processes (each scenario already runs in its own database and
+    folder); results keep the order of ``names``.
     """
+    if jobs < 1:
+        raise ReplayError(f"jobs must be at least 1, got {jobs}")
     known = store.scenario_names()
     unknown = sorted(set(names) - set(known))
     if unknown:
@@ -219,21 +227,28 @@ def check(
     results: list[ScenarioResult] = []
     unused: dict[str, tuple[str, ...]] = {}
     with tempfile.TemporaryDirectory(prefix="harness-replay-") as tmp:
-        for index, name in enumerate(selected, start=1):
-            if on_start is not None:
-                on_start(index, len(selected), name)
-            result, never_played = _check_scenario(
-                store,
-                name,
-                repeat=repeat,
-                ci=ci,
-                workroot=Path(tmp),
-                verify_signatures=verify_signatures,
-                allow_demo_key=allow_demo_key,
-            )
+        one = functools.partial(
+            _check_scenario,
+            store,
+            repeat=repeat,
+            ci=ci,
+            workroot=Path(tmp),
+            verify_signatures=verify_signatures,
+            allow_demo_key=allow_demo_key,
+        )
+        if jobs == 1 or len(selected) < 2:
+            outcomes = _in_order(one, selected, on_start=on_start, on_scenario=on_scenario)
+        else:
+            # spawn: a fresh interpreter per worker, never a fork of a process holding threads.
+            context = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(max_workers=min(jobs, len(selected)), mp_context=context) as pool:
+                outcomes = []
+                for name, outcome in zip(selected, pool.map(one, selected), strict=True):
+                    if on_scenario is not None:
+                        on_scenario(name)
+                    outcomes.append(outcome)
+        for name, (result, never_played) in zip(selected, outcomes, strict=True):
             results.append(result)
-            if on_scenario is not None:
-                on_scenario(name)
             if never_played:
                 unused[name] = never_played
     mode = unreferenced or Unreferenced.REJECT
@@ -260,6 +275,24 @@ def check(
     if problems:
         results.append(ScenarioResult("(goldens)", ScenarioStatus.ERROR, message="; ".join(problems)))
     return CheckOutcome(results=tuple(results), warnings=tuple(warnings))
+
+
+def _in_order(
+    one: Callable[[str], tuple[ScenarioResult, tuple[str, ...]]],
+    selected: Sequence[str],
+    *,
+    on_start: Callable[[int, int, str], None] | None,
+    on_scenario: Callable[[str], None] | None,
+) -> list[tuple[ScenarioResult, tuple[str, ...]]]:
+    """Replay ``selected`` one after the other in this process, telling the progress display."""
+    outcomes = []
+    for index, name in enumerate(selected, start=1):
+        if on_start is not None:
+            on_start(index, len(selected), name)
+        outcomes.append(one(name))
+        if on_scenario is not None:
+            on_scenario(name)
+    return outcomes
 
 
 def _hygiene(

@@ -22,6 +22,7 @@ from harness.api.auth_failures import client_address
 from harness.api.schemas import ApproveRequest, RunAccepted, RunRequest, RunView
 from harness.canonical import digest
 from harness.database.connect import unit_of_work
+from harness.jobs import backpressure
 from harness.runs import service
 from harness.runs.service import RunSpec
 from harness.runtime import Runtime
@@ -42,7 +43,7 @@ def principal(
     token = None
     if authorization and authorization.startswith("Bearer "):
         token = authorization.removeprefix("Bearer ").strip()
-    with unit_of_work(rt.sessions) as session:
+    with unit_of_work(rt.sessions, read_only=True) as session:
         who = authenticate(session, token)
     request.state.principal = who  # for the audit of a later 403
     request.app.state.rate_limits.check(key_id=who.key_id, tenant_id=who.tenant_id)
@@ -122,6 +123,7 @@ def submit_run(
             )
     try:
         with unit_of_work(rt.sessions) as session:
+            backpressure.admit(session, rt, tenant_id=caller.tenant_id)
             run = service.create_run(session, rt, caller, RunSpec(body.task, body.model, body.tools))
             accepted = RunAccepted(
                 run_id=run.id,
@@ -170,7 +172,7 @@ def approve(body: ApproveRequest, request: Request, caller: Caller) -> dict[str,
 def get_run(run_id: str, request: Request, caller: Caller) -> dict[str, Any]:
     """Status, transitions, steps, pending approval and artifacts of one of your tenant's runs."""
     rt = runtime(request)
-    with unit_of_work(rt.sessions) as session:
+    with unit_of_work(rt.sessions, read_only=True) as session:
         run = service.load_run(session, caller, run_id)
         service.authorize(caller, "run:read", f"tenant/{run.tenant_id}/runs/{run.id}")
         return service.run_view(session, run)
@@ -184,7 +186,7 @@ def get_run(run_id: str, request: Request, caller: Caller) -> dict[str, Any]:
 def get_artifact(run_id: str, path: str, request: Request, caller: Caller) -> PlainTextResponse:
     """The bytes of one committed artifact, after checking they still match the recorded digest."""
     rt = runtime(request)
-    with unit_of_work(rt.sessions) as session:
+    with unit_of_work(rt.sessions, read_only=True) as session:
         run = service.load_run(session, caller, run_id)
         service.authorize(caller, "run:read", f"tenant/{run.tenant_id}/runs/{run.id}")
         content = service.artifact_content(session, rt, run, path)

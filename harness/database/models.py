@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, FetchedValue, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 TS = String(40)
@@ -160,7 +160,10 @@ class AuditCheckpoint(Base):
 
 class Job(Base):
     __tablename__ = "jobs"
-    __table_args__ = (Index("ix_jobs_claim", "status", "available_at"),)
+    __table_args__ = (
+        Index("ix_jobs_claim", "status", "available_at"),
+        Index("ix_jobs_order_key", "order_key"),
+    )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     kind: Mapped[str] = mapped_column(String(50))
@@ -175,7 +178,8 @@ class Job(Base):
     lease_expires_at: Mapped[str | None] = mapped_column(TS, nullable=True)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[str] = mapped_column(TS)
-    order_key: Mapped[int] = mapped_column(Integer, default=0)  # FIFO tiebreak, deterministic
+    # FIFO tiebreak: a sequence default on PostgreSQL (migration 0003), max()+1 on SQLite.
+    order_key: Mapped[int] = mapped_column(Integer, server_default=FetchedValue())
 
 
 class SideEffect(Base):

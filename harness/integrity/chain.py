@@ -12,19 +12,18 @@ Nothing here does I/O: the service stores entries and envelopes and hands them i
 from __future__ import annotations
 
 import hashlib
-import json
-import json.encoder
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from harness.canonical import jcs_bytes
 from harness.errors import AuditIntegrityError
+from harness.integrity._fast_jcs import entry_leaf
+from harness.integrity._fast_jcs import jcs as _jcs
 from harness.integrity.checkpoint import Checkpoint, open_checkpoint, sign_checkpoint
 from harness.integrity.dsse import Envelope
 from harness.integrity.keys import Signer, TrustedKeys
-from harness.integrity.merkle import CompactRange
+from harness.integrity.merkle import CompactRange, prefix_roots
 
 GENESIS_HASH = "0" * 64
 ENTRY_FIELDS = ("seq", "at", "actor", "tenant", "action", "target", "payload", "prev_hash")
@@ -77,7 +76,8 @@ def compute_entry_hash(body: Mapping[str, Any]) -> str:
 
 def leaf_data(entry: Mapping[str, Any]) -> bytes:
     """The entry's Merkle leaf data: ``jcs_bytes(entry_body(entry))``."""
-    return _jcs(entry_body(entry))
+    fast = entry_leaf(entry)
+    return fast if fast is not None else _jcs(entry_body(entry))
 
 
 def make_entry(
@@ -262,15 +262,33 @@ def _open_checkpoints(
 
 
 def _walk_chain(entries: Sequence[Mapping[str, Any]]) -> _Walk:
-    """Check seq, entry_hash and prev_hash in order; collect leaf hashes up to the first fault."""
+    """Check seq, entry_hash and prev_hash in order; collect leaf hashes up to the first fault.
+
+    The loop takes only entries that pass every check of ``_check_entry`` (the usual case, at
+    encoder-and-hash speed); from the first one that does not, ``_check_entry`` decides.
+    """
     leaves: list[bytes] = []
     append = leaves.append
+    sha256 = hashlib.sha256
     prev_hash = GENESIS_HASH
+    i = 0
     for i, entry in enumerate(entries):
-        checked = _check_entry(entries, i, prev_hash)
+        data = entry_leaf(entry)
+        if data is None or entry["seq"] != i or entry["prev_hash"] != prev_hash:
+            break
+        entry_hash = sha256(data).hexdigest()
+        if entry_hash != entry["entry_hash"]:
+            break
+        prev_hash = entry_hash
+        append(sha256(b"\x00" + data).digest())
+    else:
+        return _Walk(leaves, None)
+    resume = i
+    for j in range(resume, len(entries)):
+        checked = _check_entry(entries, j, prev_hash)
         if isinstance(checked, _Finding):
             return _Walk(leaves, checked)
-        prev_hash = entry["entry_hash"]
+        prev_hash = entries[j]["entry_hash"]
         append(_leaf_hash(checked))
     return _Walk(leaves, None)
 
@@ -360,15 +378,12 @@ def _classify_seq(entries: Sequence[Mapping[str, Any]], i: int) -> _Finding:
 
 def _check_roots(leaves: list[bytes], checkpoints: list[Checkpoint]) -> tuple[_Finding | None, int]:
     """Compare each checkpoint's root with the tree of the (so far valid) leaves it covers."""
-    tree = CompactRange()
+    covered = [c for c in checkpoints if c.tree_size <= len(leaves)]  # sorted by tree_size
+    roots = prefix_roots(leaves, [c.tree_size for c in covered])
     verified = 0
     start = 0
-    for checkpoint in checkpoints:
-        if checkpoint.tree_size > len(leaves):
-            break
-        while tree.size < checkpoint.tree_size:
-            tree.append(leaves[tree.size])
-        computed = tree.root().hex()
+    for checkpoint, root in zip(covered, roots, strict=True):
+        computed = root.hex()
         if computed != checkpoint.root_hash:
             end = checkpoint.tree_size
             message = (
@@ -411,71 +426,3 @@ def _at(seq: int, problem: Problem, message: str) -> _Finding:
 
 def _leaf_hash(data: bytes) -> bytes:
     return hashlib.sha256(b"\x00" + data).digest()
-
-
-# Exact JCS bytes, fast. For str/int/bool/None/list/dict values with ASCII keys and integers
-# inside the IEEE-754 safe range, RFC 8785 and Python's JSON encoder agree byte for byte (same
-# escapes, same sort order, no floats); a hypothesis test pins that. Anything else goes through
-# ``jcs_bytes``. This keeps verification hashing-bound (~5x faster than the pure-Python path).
-_SAFE_INT = 2**53 - 1
-_MAX_NODES = 100_000  # beyond this (or a cycle) the slow path decides
-
-
-def _no_default(value: Any) -> Any:
-    raise TypeError(f"{type(value).__name__} is not JSON")
-
-
-def _make_encode() -> Callable[[Any], str]:
-    # The C encoder built once; JSONEncoder.encode rebuilds it on every call, which is half
-    # the cost for an entry-sized object. Same bytes either way.
-    c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
-    if c_make_encoder is None:
-        return json.JSONEncoder(
-            ensure_ascii=False, separators=(",", ":"), sort_keys=True, allow_nan=False
-        ).encode
-    iterencode = c_make_encoder(
-        None, _no_default, json.encoder.encode_basestring, None, ":", ",", True, False, False
-    )
-    return lambda value: "".join(iterencode(value, 0))
-
-
-_ENCODE = _make_encode()
-
-
-def _jcs(value: Any) -> bytes:
-    if _plain_json(value):
-        try:
-            return _ENCODE(value).encode("utf-8")
-        except UnicodeEncodeError:
-            pass  # a lone surrogate; jcs_bytes raises the canonical error for it
-    return jcs_bytes(value)
-
-
-def _plain_json(value: Any) -> bool:
-    stack = [value]
-    pop, extend = stack.pop, stack.extend
-    budget = _MAX_NODES
-    while stack:
-        budget -= 1
-        if not budget:
-            return False
-        item = pop()
-        kind = type(item)
-        if kind is str:
-            continue
-        if kind is dict:
-            try:
-                # One C-level pass: all keys are str (join raises otherwise) and ASCII.
-                if not "".join(item).isascii():
-                    return False
-            except TypeError:
-                return False
-            extend(item.values())
-        elif kind is int:
-            if not -_SAFE_INT <= item <= _SAFE_INT:
-                return False
-        elif kind is list:
-            extend(item)
-        elif kind is not bool and item is not None:
-            return False
-    return True

@@ -10,7 +10,8 @@ recursion.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 HASH_SIZE = 32
 EMPTY_ROOT = hashlib.sha256(b"").digest()
@@ -51,6 +52,38 @@ def root_from_leaf_hashes(leaf_hashes: Sequence[bytes]) -> bytes:
             paired.append(level[-1])
         level = paired
     return level[0]
+
+
+def prefix_roots(leaf_hashes: Sequence[bytes], sizes: Sequence[int]) -> list[bytes]:
+    """Tree heads of the prefixes ``leaf_hashes[:n]`` for each ``n`` in ``sizes``.
+
+    Every perfect subtree is hashed once, level by level (n - 1 node hashes in all), and each
+    prefix root folds its O(log n) peaks: checking a signed root every N leaves costs one pass.
+    """
+    count = len(leaf_hashes)
+    for n in sizes:
+        if not 0 <= n <= count:
+            raise ValueError(f"a prefix of {n} leaves is outside a tree of {count}")
+    sha256 = hashlib.sha256
+    # levels[h][j] is the root of the perfect block of 2**h leaves starting at j * 2**h.
+    levels = [leaf_hashes]
+    level = leaf_hashes
+    while len(level) > 1:
+        level = [sha256(_NODE_PREFIX + level[i] + level[i + 1]).digest() for i in range(0, len(level) - 1, 2)]
+        levels.append(level)
+    roots = []
+    for n in sizes:
+        peaks = []
+        lo = 0
+        for height in reversed(range(n.bit_length())):
+            if n >> height & 1:
+                peaks.append(levels[height][lo >> height])
+                lo += 1 << height
+        node = peaks.pop() if peaks else EMPTY_ROOT
+        while peaks:
+            node = node_hash(peaks.pop(), node)
+        roots.append(node)
+    return roots
 
 
 class CompactRange:
@@ -121,30 +154,91 @@ def consistency_proof(leaf_hashes: Sequence[bytes], old_size: int, new_size: int
             f"cannot prove consistency from size {old_size} to {new_size} "
             f"with {len(leaf_hashes)} leaves"
         )
-    if old_size in (0, new_size):
-        return []
-    proof: list[bytes] = []
-    lo, hi, m = 0, new_size, old_size
-    old_is_whole_subtree = True
-    while True:
-        n = hi - lo
-        if m == n:
-            # SUBPROOF(m, D[m], b): the old root itself is only sent when the verifier
-            # cannot already know it.
-            if not old_is_whole_subtree:
-                proof.append(root_from_leaf_hashes(leaf_hashes[lo:hi]))
-            break
-        k = _split(n)
-        if m <= k:
-            proof.append(root_from_leaf_hashes(leaf_hashes[lo + k : hi]))
-            hi = lo + k
+    return ExtendedTree(EMPTY_FRONTIER, leaf_hashes[:new_size]).consistency_proof(old_size)
+
+
+@dataclass(frozen=True)
+class Frontier:
+    """A tree of ``size`` leaves known only by its perfect-subtree roots ("peaks", O(log n)).
+
+    That is all it takes to extend the tree: every node of a larger tree's root and of its
+    RFC 6962 consistency proof back to ``size`` is either a peak or built from new leaves.
+    """
+
+    size: int
+    peaks: Mapping[tuple[int, int], bytes]
+
+    def root(self) -> bytes:
+        """The tree head of the ``size`` leaves this frontier stands for."""
+        return ExtendedTree(self, ()).root()
+
+
+EMPTY_FRONTIER = Frontier(0, {})
+
+
+class ExtendedTree:
+    """Subtree roots of a tree of ``base.size + len(leaves)`` leaf hashes, the first
+    ``base.size`` of which are known only through their frontier."""
+
+    def __init__(self, base: Frontier, leaves: Sequence[bytes]) -> None:
+        self._base = base
+        self._leaves = leaves
+        self._memo: dict[tuple[int, int], bytes] = dict(base.peaks)
+        self.size = base.size + len(leaves)
+
+    def subtree(self, lo: int, hi: int) -> bytes:
+        """MTH(D[lo:hi]) for a node of the tree (a perfect block or a right-spine node)."""
+        known = self._memo.get((lo, hi))
+        if known is not None:
+            return known
+        base = self._base.size
+        if lo >= base:
+            node = root_from_leaf_hashes(self._leaves[lo - base : hi - base])
         else:
-            proof.append(root_from_leaf_hashes(leaf_hashes[lo : lo + k]))
-            lo += k
-            m -= k
-            old_is_whole_subtree = False
-    proof.reverse()
-    return proof
+            # Every aligned block inside [0, base) lies within one peak, and we meet the peak
+            # before its insides, so this never reaches a single old leaf.
+            k = _split(hi - lo)
+            node = node_hash(self.subtree(lo, lo + k), self.subtree(lo + k, hi))
+        self._memo[(lo, hi)] = node
+        return node
+
+    def root(self) -> bytes:
+        """Tree head of the whole tree."""
+        return self.subtree(0, self.size) if self.size else EMPTY_ROOT
+
+    def consistency_proof(self, old_size: int) -> list[bytes]:
+        """RFC 6962 SUBPROOF(old_size, D[0:size], true), leaf-side first."""
+        if not 0 <= old_size <= self.size:
+            raise ValueError(f"cannot prove consistency from size {old_size} to {self.size}")
+        if old_size in (0, self.size):
+            return []
+        proof: list[bytes] = []
+        lo, hi, m = 0, self.size, old_size
+        old_is_whole_subtree = True
+        while hi - lo != m:
+            k = _split(hi - lo)
+            if m <= k:
+                proof.append(self.subtree(lo + k, hi))
+                hi = lo + k
+            else:
+                proof.append(self.subtree(lo, lo + k))
+                lo, m, old_is_whole_subtree = lo + k, m - k, False
+        # SUBPROOF(m, D[m], b): the old root itself is only sent when the verifier cannot
+        # already know it.
+        if not old_is_whole_subtree:
+            proof.append(self.subtree(lo, hi))
+        proof.reverse()
+        return proof
+
+    def frontier(self) -> Frontier:
+        """The peaks of this tree: enough to extend it later without its leaves."""
+        peaks: dict[tuple[int, int], bytes] = {}
+        lo = 0
+        for bit in reversed(range(self.size.bit_length())):
+            if self.size >> bit & 1:
+                peaks[(lo, lo + (1 << bit))] = self.subtree(lo, lo + (1 << bit))
+                lo += 1 << bit
+        return Frontier(self.size, peaks)
 
 
 def verify_inclusion(

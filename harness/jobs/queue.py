@@ -1,8 +1,10 @@
 """Durable jobs in the same database as the runs (transactional outbox).
 
 A job is enqueued inside the caller's unit of work, so a run row and its first job commit
-together. Workers claim with a lease (``FOR UPDATE SKIP LOCKED`` on PostgreSQL; SQLite
-serialises writers), retry with backoff, and dead-letter after ``max_attempts``.
+together. Workers claim with a lease (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so any number
+of worker processes on any number of machines claim disjoint jobs without waiting on each
+other; SQLite serialises writers), retry with backoff, and dead-letter after
+``max_attempts``. Job order comes from a sequence on PostgreSQL (never ``max()+1``).
 """
 
 from __future__ import annotations
@@ -32,6 +34,30 @@ class JobKind(StrEnum):
     EXECUTE_RUN = "run.execute"
 
 
+# Job payloads carry a schema version so workers of different releases can share one queue.
+# v0 is the unversioned payload of earlier releases (still processed: same meaning); a worker
+# meeting a newer version refuses it with UnsupportedJobSchema, which fails the attempt and
+# leaves the job to retry with backoff (a newer worker can take it) and dead-letter at last.
+SCHEMA_FIELD = "schema"
+PAYLOAD_SCHEMA = 1
+SUPPORTED_SCHEMAS = frozenset((0, 1))
+
+
+class UnsupportedJobSchema(Exception):
+    """A job written by a newer release than this worker."""
+
+
+def payload_schema(payload: dict[str, Any]) -> int:
+    """The payload's schema version; refuse one this worker does not understand."""
+    version = payload.get(SCHEMA_FIELD, 0)
+    if type(version) is not int or version not in SUPPORTED_SCHEMAS:
+        raise UnsupportedJobSchema(
+            f"job payload schema {version!r} is not one this worker understands "
+            f"({sorted(SUPPORTED_SCHEMAS)}); upgrade the worker to the release that enqueued it"
+        )
+    return version
+
+
 @dataclass(frozen=True)
 class ClaimedJob:
     id: str
@@ -52,21 +78,22 @@ def enqueue(
     payload: dict[str, Any] | None = None,
 ) -> str:
     """Add a job in the caller's transaction; ``dedupe_key`` is unique, so enqueueing twice fails."""
-    order = (session.execute(select(func.max(Job.order_key))).scalar() or 0) + 1
     now = iso(rt.clock.now())
     job = Job(
         id=rt.ids.new("job"),
         kind=str(kind),
         run_id=run_id,
-        payload=payload or {},
+        payload={**(payload or {}), SCHEMA_FIELD: PAYLOAD_SCHEMA},
         dedupe_key=dedupe_key,
         status=JobStatus.QUEUED,
         attempts=0,
         max_attempts=rt.settings.job_max_attempts,
         available_at=now,
         created_at=now,
-        order_key=order,
     )
+    if not is_postgres(rt.engine):
+        # SQLite: no sequences, one writer at a time; one index probe inside the INSERT.
+        job.order_key = select(func.coalesce(func.max(Job.order_key), 0) + 1).scalar_subquery()
     session.add(job)
     session.flush()
     return job.id

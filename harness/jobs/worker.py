@@ -10,7 +10,7 @@ import contextlib
 import threading
 from collections.abc import Callable
 
-from harness.database.connect import unit_of_work
+from harness.database.connect import in_transaction, unit_of_work
 from harness.database.models import Run
 from harness.errors import IllegalTransition
 from harness.jobs import queue
@@ -43,20 +43,26 @@ class Worker:
 
     def run_once(self) -> bool:
         """Process at most one job; False when none was available."""
-        with unit_of_work(self.rt.sessions) as session:
-            job = queue.claim(session, self.rt, worker_id=self.worker_id)
+        # Claim and completion are short and idempotent per attempt, so a serialization failure,
+        # deadlock or locked database re-runs them (bounded, counted) instead of failing the job.
+        job = in_transaction(
+            self.rt.sessions, lambda session: queue.claim(session, self.rt, worker_id=self.worker_id)
+        )
         if job is None:
             return False
         handler = HANDLERS.get(job.kind)
         try:
             if handler is None:
                 raise LookupError(f"no handler for job kind {job.kind!r}")
+            queue.payload_schema(job.payload)
             handler(self.rt, job)
         except Exception as exc:
             self._failed(job, exc)
         else:
-            with unit_of_work(self.rt.sessions) as session:
-                queue.complete(session, job_id=job.id, worker_id=self.worker_id)
+            in_transaction(
+                self.rt.sessions,
+                lambda session: queue.complete(session, job_id=job.id, worker_id=self.worker_id),
+            )
             JOBS_PROCESSED.labels(kind=job.kind, outcome="done").inc()
         return True
 
