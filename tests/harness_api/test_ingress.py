@@ -95,11 +95,23 @@ def _valid_value(annotation: Any) -> Any:
     return STRIPE
 
 
+def _pattern(info: Any) -> str | None:
+    """The regex a constrained string field must match (e.g. a hex digest), if any."""
+    return next((m.pattern for m in info.metadata if getattr(m, "pattern", None)), None)
+
+
+def _is_free_text_field(info: Any) -> bool:
+    # A field held to a pattern (a sha256 hex digest) cannot carry free text: the schema refuses it.
+    return _is_free_text(info.annotation) and _pattern(info) is None
+
+
 def _fill(model: type[RequestBody], value: Any) -> dict[str, Any]:
     body: dict[str, Any] = {}
     for name, info in model.model_fields.items():
         if typing.get_origin(info.annotation) is typing.Literal:
             body[name] = typing.get_args(info.annotation)[0]
+        elif _pattern(info) is not None:
+            body[name] = "0" * 64 if "0-9a-f" in str(_pattern(info)) else value
         elif _is_free_text(info.annotation):
             inner = [a for a in typing.get_args(info.annotation) if a is not type(None)]
             shaped = inner[0] if inner else info.annotation
@@ -136,7 +148,7 @@ def test_the_enumeration_catches_a_route_that_bypasses_the_ingress() -> None:
 
 @pytest.mark.parametrize("model", _request_schemas(), ids=lambda m: m.__name__)
 def test_every_free_text_field_of_every_request_schema_is_redacted(model: type[RequestBody]) -> None:
-    text_fields = [n for n, f in model.model_fields.items() if _is_free_text(f.annotation)]
+    text_fields = [n for n, f in model.model_fields.items() if _is_free_text_field(f)]
     assert text_fields, f"{model.__name__} has no text field: the enumeration is broken"
     parsed = model.model_validate(_fill(model, f"see {STRIPE} here"))
     dumped = json.dumps(parsed.model_dump())
@@ -150,7 +162,7 @@ def test_every_free_text_field_of_every_request_schema_is_redacted(model: type[R
 @pytest.mark.parametrize("bad", ["\x00", "\x1b", "\x7f", "\x85", "\ud800"])
 def test_every_free_text_field_refuses_unstorable_characters(model: type[RequestBody], bad: str) -> None:
     for name, info in model.model_fields.items():
-        if not _is_free_text(info.annotation):
+        if not _is_free_text_field(info):
             continue
         body = _fill(model, "fine")
         body[name] = [f"a{bad}b"] if isinstance(body[name], list) else f"a{bad}b"
