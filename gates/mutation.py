@@ -57,7 +57,8 @@ def load_modules(path: Path = HERE / "mutation_modules.yaml") -> tuple[dict[str,
 def load_equivalent(path: Path = HERE / "equivalent_mutants.yaml") -> dict[str, str]:
     """Mutant name -> why it is equivalent."""
     data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    return {e["mutant"]: e["reason"] for e in data.get("equivalent") or []}
+    entries = data.get("equivalent") or []
+    return {e["mutant"]: f"{e.get('kind', 'equivalent')}: {e['reason']}" for e in entries}
 
 
 def load_hand_mutants(path: Path = HERE / "hand_mutants.yaml") -> list[dict[str, str]]:
