@@ -30,7 +30,7 @@ from harness.errors import (
     ProviderError,
 )
 from harness.events import ModelAnswered, PromptSent, RetryScheduled, ToolCalled
-from harness.observability import GUARD_DECISIONS, get_logger
+from harness.observability import BUDGET_REJECTIONS, GUARD_DECISIONS, get_logger
 from harness.orchestrator import prompts
 from harness.providers.base import ChatRequest, ChatResponse
 from harness.providers.resilience import CircuitBreaker, RetryPolicy, call_with_resilience
@@ -155,6 +155,7 @@ def _loop(rt: Runtime, run_id: str) -> RunStatus:
             tools = [TOOLS[name].to_openai() for name in run.tools]
             estimate = _estimate_tokens(messages, tools)
             if run.tokens_used + estimate > rt.settings.token_budget:
+                BUDGET_REJECTIONS.inc()
                 raise BudgetExceeded(
                     f"token budget exhausted: {run.tokens_used} used + ~{estimate} needed "
                     f"> {rt.settings.token_budget}"
