@@ -15,7 +15,7 @@ from harness.api.limits import BodySizeLimit, RateLimits
 from harness.api.request_signing import NonceStore
 from harness.api.routes import router
 from harness.database.connect import assert_migrated
-from harness.observability import render_metrics
+from harness.observability import render_metrics, trace_requests
 from harness.runtime import Runtime, build_runtime
 from harness.settings import Settings
 
@@ -37,6 +37,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     problems.install(app)
     app.include_router(router)
     app.add_middleware(BodySizeLimit, max_bytes=rt.settings.max_body_bytes)
+    app.middleware("http")(trace_requests)  # api.request spans (harness.observability)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

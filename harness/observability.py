@@ -8,10 +8,14 @@ nothing reaches the stream unscrubbed, including rendered tracebacks.
 from __future__ import annotations
 
 import logging
+import re
 import sys
-from typing import Final, TextIO
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, Final, TextIO
 
 import structlog
+from opentelemetry import trace
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -23,7 +27,7 @@ from prometheus_client import (
 from structlog.typing import Processor
 
 from harness.errors import ConfigError
-from harness.redaction import redact_event
+from harness.redaction import redact, redact_event
 
 __all__ = [
     "API_REFUSALS",
@@ -50,6 +54,8 @@ __all__ = [
     "render_metrics",
     "set_breaker_state",
     "set_queue_gauges",
+    "span",
+    "trace_requests",
 ]
 
 _LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -213,3 +219,37 @@ def record_refusal(*, status: int, code: str, reason: str | None, path: str) -> 
     elif status == 429:
         RATE_LIMIT_REJECTIONS.inc()
     _refusal_log.warning("request refused", status=status, reason_code=reason or code, code=code, path=path)
+
+
+_tracer = trace.get_tracer("harness")
+# Attribute names that could carry a credential never become span attributes, whatever the value.
+_SECRET_ATTRIBUTE = re.compile(r"key|token|secret|password|authorization|signature|cookie", re.IGNORECASE)
+
+
+def _attributes(attributes: dict[str, Any]) -> dict[str, Any]:
+    clean: dict[str, Any] = {}
+    for name, value in attributes.items():
+        if value is None or _SECRET_ATTRIBUTE.search(name):
+            continue
+        clean[name] = redact(value) if isinstance(value, str) else value
+    return clean
+
+
+@contextmanager
+def span(name: str, **attributes: Any) -> Iterator[trace.Span]:
+    """An OpenTelemetry span (a no-op until an SDK tracer provider is installed).
+
+    Attributes are ids and names (``tenant.id``, ``run.id``, ``provider.name``, ...): string
+    values pass through the redactor and credential-named attributes are dropped. Exceptions
+    are recorded and set the span's status to ERROR.
+    """
+    with _tracer.start_as_current_span(name, attributes=_attributes(attributes)) as current:
+        yield current
+
+
+async def trace_requests(request: Any, call_next: Callable[[Any], Awaitable[Any]]) -> Any:
+    """HTTP middleware: one ``api.request`` span per request (method, path, status; no headers)."""
+    with span("api.request", **{"http.method": request.method, "http.path": request.url.path}) as current:
+        response = await call_next(request)
+        current.set_attribute("http.status_code", response.status_code)
+        return response

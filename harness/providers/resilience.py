@@ -18,7 +18,13 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_at
 
 from harness.clock import Clock, Sleeper
 from harness.errors import CircuitOpen, ProviderError
-from harness.observability import PROVIDER_CALLS, PROVIDER_LATENCY, PROVIDER_RETRIES, set_breaker_state
+from harness.observability import (
+    PROVIDER_CALLS,
+    PROVIDER_LATENCY,
+    PROVIDER_RETRIES,
+    set_breaker_state,
+    span,
+)
 from harness.providers.base import ChatRequest, ChatResponse, ModelClient, ProviderCallError
 
 
@@ -115,7 +121,8 @@ def call_with_resilience(
                 raise CircuitOpen(f"circuit for {_client.name} opened", provider=_client.name)
             started = time.perf_counter()  # metrics only: never reaches a trace or a golden
             try:
-                answer = _client.complete(request)
+                with span("provider.call", **{"provider.name": _client.name, "llm.model": request.model}):
+                    answer = _client.complete(request)
             except ProviderCallError:
                 PROVIDER_LATENCY.labels(provider=_client.name).observe(time.perf_counter() - started)
                 _breaker.record_failure()
