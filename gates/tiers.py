@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Final, Protocol
 
 TIERS: Final = ("tier0", "tier1", "tier2", "tier3")
 
 
 class _Marker(Protocol):
-    name: str
+    @property
+    def name(self) -> str: ...
 
 
 class _Item(Protocol):
-    nodeid: str
+    @property
+    def nodeid(self) -> str: ...
 
-    def iter_markers(self) -> Iterable[_Marker]: ...
+    def iter_markers(self, name: str | None = ...) -> Iterator[_Marker]: ...
 
 
 def tiers_of(item: _Item) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,8 +29,8 @@ class _Item:
     nodeid: str
     marks: list[str] = field(default_factory=list)
 
-    def iter_markers(self) -> list[_M]:
-        return [_M(m) for m in self.marks]
+    def iter_markers(self, name: str | None = None) -> Iterator[_M]:
+        return iter([_M(m) for m in self.marks if name in (None, m)])
 
 
 @pytest.mark.parametrize(
