@@ -310,6 +310,7 @@ def _run_tools(session: Session, rt: Runtime, run: Run, call: dict[str, Any]) ->
                 )
     except PolicyViolation as exc:
         outcome, result = "refused", f"refused: {exc.message}"
+        log.warning("tool refused", reason_code=exc.details.get("reason", exc.code), tool=name, run_id=run.id)
         append_audit(
             session,
             rt,
