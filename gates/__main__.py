@@ -33,10 +33,12 @@ def _nightly(_: argparse.Namespace) -> int:
 
 
 def _criteria(paths: list[Path]) -> list[exit_criteria.Criterion]:
+    rate, runs = exit_criteria.flake_rate_from_history(flake.HISTORY)
     return exit_criteria.evaluate(
         exit_criteria.merge_reports(paths),
         components=exit_criteria.load_components(),
-        flake_rate=exit_criteria.flake_rate_from_history(flake.HISTORY),
+        flake_rate=rate,
+        flake_runs=runs,
         flake_budget=flake.BUDGET,
     )
 

@@ -61,6 +61,7 @@ def evaluate(
     components: list[Component],
     flake_rate: float | None,
     flake_budget: float,
+    flake_runs: int = flake.MIN_RUNS,
     root: Path = ROOT,
 ) -> list[Criterion]:
     """Each exit criterion with whether it is met and the evidence, from merged per-test outcomes."""
@@ -80,6 +81,15 @@ def evaluate(
     out.append(_crit("0 failing tier 0/1 tests", count(pr), bad, "tier 0/1 tests ran"))
     if flake_rate is None:
         out.append(Criterion("flake rate under budget", False, "no flake history: run make flake-check"))
+    elif flake_runs < flake.MIN_RUNS:
+        out.append(
+            Criterion(
+                "flake rate under budget",
+                False,
+                f"only {flake_runs} PR-gate run(s) in the window; "
+                f"need {flake.MIN_RUNS} (make flake-check N=10)",
+            )
+        )
     else:
         out.append(
             Criterion(
@@ -135,8 +145,9 @@ def merge_reports(paths: list[Path]) -> dict[str, dict[str, Any]]:
     return merged
 
 
-def flake_rate_from_history(path: Path) -> float | None:
-    """The overall flake rate of the history file, or None when there is none."""
+def flake_rate_from_history(path: Path) -> tuple[float | None, int]:
+    """The overall flake rate of the history file (None when there is none) and its run count."""
     if not path.is_file():
-        return None
-    return flake.analyse(flake.load_history(path)).overall_rate
+        return None, 0
+    analysis = flake.analyse(flake.load_history(path))
+    return analysis.overall_rate, analysis.runs

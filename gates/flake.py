@@ -22,6 +22,7 @@ from gates.refs import ROOT
 HISTORY = ROOT / ".gates" / "flake-history.json"
 QUARANTINE = ROOT / "tests" / "quarantine.yaml"
 BUDGET = 0.01
+MIN_RUNS = 10  # the release exit criterion judges the rate over at least this many PR-gate runs
 WINDOW_DAYS = 7
 BAD = ("failed", "error")
 

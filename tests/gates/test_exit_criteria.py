@@ -49,6 +49,10 @@ def test_each_kind_of_bad_evidence_unmeets_its_criterion() -> None:
     assert not _met(_tests(stress="failed"))["stress SLOs met"]
     assert not _met(_tests(), flake_rate=0.02)["flake rate under budget"]
     assert not _met(_tests(), flake_rate=None)["flake rate under budget"]
+    few = evaluate(_tests(), components=COMPONENTS, flake_rate=0.0, flake_budget=0.01, flake_runs=2)
+    assert [c.evidence for c in few if c.name == "flake rate under budget"] == [
+        "only 2 PR-gate run(s) in the window; need 10 (make flake-check N=10)"
+    ]
 
 
 def test_missing_evidence_is_unmet_never_assumed() -> None:
