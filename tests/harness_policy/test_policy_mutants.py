@@ -129,3 +129,8 @@ def test_rules_must_be_a_list_and_hold_rules() -> None:
     assert rules_from_data(()) == []  # a tuple is a sequence: accepted
     with pytest.raises(ValueError, match=r"^rules\[1\] is str, not a Rule$"):
         PolicyEngine([Rule(Effect.ALLOW), "allow"])  # type: ignore[list-item]
+
+
+def test_a_non_string_rule_id_is_refused_with_its_type() -> None:
+    with pytest.raises(ValueError, match=r"^rule id must be a string, got int$"):
+        Rule(Effect.DENY, id=5)  # type: ignore[arg-type]
