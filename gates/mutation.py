@@ -218,11 +218,11 @@ def main(*, modules: list[str], threshold: float | None = None) -> int:
     print("== mutation summary")
     print(table(scores, threshold))
     for s in scores:
-        for name in s.survivors[:12]:
+        for name in s.survivors[:5]:
             print(f"  survivor {s.key}: {name}")
-        if len(s.survivors) > 12:
+        if len(s.survivors) > 5:
             print(
-                f"  ... {len(s.survivors) - 12} more survivors of {s.key}: "
+                f"  ... {len(s.survivors) - 5} more survivors of {s.key}: "
                 f".gates/mutation-{s.key}-survivors.txt"
             )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
