@@ -191,3 +191,9 @@ def test_bad_tenant_config_is_refused_with_the_fix(kwargs: dict[str, Any], messa
     with pytest.raises(ConfigError) as info:
         TenantRouting(**{**base, **kwargs})
     assert str(info.value) == message
+
+
+def test_non_ascii_noise_is_dropped_before_the_hint_is_chosen() -> None:
+    with pytest.raises(ForbiddenModel) as info:
+        resolve_model("gpt-4oé", policy=POLICY)
+    assert "did you mean 'gpt-4o'?" in str(info.value)
