@@ -29,7 +29,7 @@ test-all: $(STAMP)  ## everything, nightly tiers included
 	$(BIN)/python -m pytest -q -n 2
 
 lint: $(STAMP)  ## ruff + import contracts
-	$(BIN)/ruff check harness replay tests bench
+	$(BIN)/ruff check harness replay tests bench gates
 	$(BIN)/lint-imports
 
 typecheck: $(STAMP)  ## mypy strict on harness/ and replay/
@@ -37,6 +37,26 @@ typecheck: $(STAMP)  ## mypy strict on harness/ and replay/
 
 bench: $(STAMP)  ## print benchmark figures
 	@for f in bench/bench_*.py; do echo "== $$f"; $(BIN)/python $$f; done
+
+# Release machinery (docs/release-policy.md): each target ends with a one-screen summary.
+.PHONY: nightly release mutation flake-check exit-criteria
+N ?= 10
+FLAKE_ARGS ?=
+
+nightly: $(STAMP)  ## tier 2 (full e2e, stress/chaos) + mutation gate
+	$(BIN)/python -m gates nightly
+
+release: $(STAMP)  ## PR gate + tier 2 + tier 3 drills + mutation, then the exit-criteria table
+	$(BIN)/python -m gates release
+
+mutation: $(STAMP)  ## mutation score per guardrail module (>= 90% killed), surviving mutants
+	$(BIN)/python -m gates mutation
+
+flake-check: $(STAMP)  ## run the PR gate N times (N=10), flake rates + quarantine (FLAKE_ARGS narrows)
+	$(BIN)/python -m gates flake --runs $(N) -- $(FLAKE_ARGS)
+
+exit-criteria: $(STAMP)  ## the exit-criteria table from the last release run's reports
+	$(BIN)/python -m gates exit-criteria
 
 clean:  ## remove the venv and the junk DB
 	rm -rf $(VENV) .harness

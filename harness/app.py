@@ -21,7 +21,7 @@ from harness.api.request_signing import NonceStore
 from harness.api.routes import router
 from harness.database.connect import assert_migrated
 from harness.errors import NotFound, Unauthorized
-from harness.observability import render_metrics
+from harness.observability import render_metrics, trace_requests
 from harness.runtime import Runtime, build_runtime
 from harness.settings import Settings
 
@@ -54,6 +54,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         max_bytes=rt.settings.max_body_bytes,
         read_timeout=rt.settings.body_read_timeout_seconds,
     )
+    app.middleware("http")(trace_requests)  # api.request spans (harness.observability)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

@@ -8,29 +8,54 @@ nothing reaches the stream unscrubbed, including rendered tracebacks.
 from __future__ import annotations
 
 import logging
+import re
 import sys
-from typing import Final, TextIO
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, Final, TextIO
 
 import structlog
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
+from opentelemetry import trace
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 from structlog.typing import Processor
 
 from harness.errors import ConfigError
-from harness.redaction import redact_event
+from harness.redaction import redact, redact_event
 
 __all__ = [
+    "API_REFUSALS",
     "AUDIT_ENTRIES",
+    "AUTH_FAILURES",
+    "BREAKER_STATE",
+    "BUDGET_REJECTIONS",
+    "DEAD_LETTERS",
+    "DEAD_LETTER_SIZE",
     "GUARD_DECISIONS",
     "JOBS_PROCESSED",
     "METRICS_CONTENT_TYPE",
     "PROVIDER_CALLS",
+    "PROVIDER_LATENCY",
     "PROVIDER_RETRIES",
+    "QUEUE_DEPTH",
+    "RATE_LIMIT_REJECTIONS",
     "REGISTRY",
     "RUNS_CREATED",
     "RUN_TRANSITIONS",
     "configure_logging",
     "get_logger",
+    "record_refusal",
     "render_metrics",
+    "set_breaker_state",
+    "set_queue_gauges",
+    "span",
+    "trace_requests",
 ]
 
 _LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -125,6 +150,43 @@ GUARD_DECISIONS: Final = Counter(
     registry=REGISTRY,
 )
 
+PROVIDER_LATENCY: Final = Histogram(
+    "harness_provider_latency_seconds",
+    "Provider call latency (each attempt), successful or not.",
+    ["provider"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+    registry=REGISTRY,
+)
+BREAKER_STATE: Final = Gauge(
+    "harness_breaker_state",
+    "Circuit breaker per provider: 0 closed, 1 half-open, 2 open.",
+    ["provider"],
+    registry=REGISTRY,
+)
+_BREAKER_VALUES: Final = {"closed": 0, "half_open": 1, "open": 2}
+QUEUE_DEPTH: Final = Gauge(
+    "harness_queue_depth", "Jobs queued or leased (not done, not dead).", registry=REGISTRY
+)
+DEAD_LETTER_SIZE: Final = Gauge(
+    "harness_dead_letter_size", "Jobs in the dead-letter state.", registry=REGISTRY
+)
+DEAD_LETTERS: Final = Counter("harness_dead_letters", "Jobs dead-lettered.", ["kind"], registry=REGISTRY)
+BUDGET_REJECTIONS: Final = Counter(
+    "harness_budget_rejections", "Model calls refused by the token budget.", registry=REGISTRY
+)
+RATE_LIMIT_REJECTIONS: Final = Counter(
+    "harness_rate_limit_rejections", "Requests refused by a rate limit (429).", registry=REGISTRY
+)
+AUTH_FAILURES: Final = Counter(
+    "harness_auth_failures",
+    "Requests refused as unauthenticated (401), by reason code.",
+    ["reason"],
+    registry=REGISTRY,
+)
+API_REFUSALS: Final = Counter(
+    "harness_api_refusals", "API error responses by problem code.", ["code"], registry=REGISTRY
+)
+
 METRICS_CONTENT_TYPE: Final = CONTENT_TYPE_LATEST
 """The Content-Type to serve render_metrics() with."""
 
@@ -133,3 +195,61 @@ def render_metrics() -> bytes:
     """The registry in Prometheus text exposition format."""
     rendered: bytes = generate_latest(REGISTRY)
     return rendered
+
+
+def set_breaker_state(provider: str, state: str) -> None:
+    """Publish a breaker's state (``closed``, ``half_open`` or ``open``)."""
+    BREAKER_STATE.labels(provider=provider).set(_BREAKER_VALUES[state])
+
+
+def set_queue_gauges(*, depth: int, dead: int) -> None:
+    """Publish the queue's depth and dead-letter size (the worker counts them)."""
+    QUEUE_DEPTH.set(depth)
+    DEAD_LETTER_SIZE.set(dead)
+
+
+_refusal_log = structlog.stdlib.get_logger("harness.api.refusals")
+
+
+def record_refusal(*, status: int, code: str, reason: str | None, path: str) -> None:
+    """Count an API refusal and log it with a reason code: never a header, a body or a key."""
+    API_REFUSALS.labels(code=code).inc()
+    if status == 401:
+        AUTH_FAILURES.labels(reason=reason or code).inc()
+    elif status == 429:
+        RATE_LIMIT_REJECTIONS.inc()
+    _refusal_log.warning("request refused", status=status, reason_code=reason or code, code=code, path=path)
+
+
+_tracer = trace.get_tracer("harness")
+# Attribute names that could carry a credential never become span attributes, whatever the value.
+_SECRET_ATTRIBUTE = re.compile(r"key|token|secret|password|authorization|signature|cookie", re.IGNORECASE)
+
+
+def _attributes(attributes: dict[str, Any]) -> dict[str, Any]:
+    clean: dict[str, Any] = {}
+    for name, value in attributes.items():
+        if value is None or _SECRET_ATTRIBUTE.search(name):
+            continue
+        clean[name] = redact(value) if isinstance(value, str) else value
+    return clean
+
+
+@contextmanager
+def span(name: str, **attributes: Any) -> Iterator[trace.Span]:
+    """An OpenTelemetry span (a no-op until an SDK tracer provider is installed).
+
+    Attributes are ids and names (``tenant.id``, ``run.id``, ``provider.name``, ...): string
+    values pass through the redactor and credential-named attributes are dropped. Exceptions
+    are recorded and set the span's status to ERROR.
+    """
+    with _tracer.start_as_current_span(name, attributes=_attributes(attributes)) as current:
+        yield current
+
+
+async def trace_requests(request: Any, call_next: Callable[[Any], Awaitable[Any]]) -> Any:
+    """HTTP middleware: one ``api.request`` span per request (method, path, status; no headers)."""
+    with span("api.request", **{"http.method": request.method, "http.path": request.url.path}) as current:
+        response = await call_next(request)
+        current.set_attribute("http.status_code", response.status_code)
+        return response

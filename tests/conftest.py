@@ -1,4 +1,9 @@
-"""Fixtures for the whole suite: every DB test runs on SQLite and on PostgreSQL."""
+"""Fixtures for the whole suite: every DB test runs on SQLite and on PostgreSQL.
+
+Also the suite's gates: the session refuses to start with a real-looking provider key in
+its environment, the run fails when a test does not carry exactly one tier marker, and
+every test gets the workspace of its environment (unit, integration, e2e, stress, drill).
+"""
 
 from __future__ import annotations
 
@@ -9,12 +14,29 @@ from typing import Any
 
 import pytest
 
+from gates import tiers
+from gates.pytest_gates import pytest_collection_modifyitems, pytest_configure
 from harness.clock import RecordingSleeper
 from harness.database.migrate import upgrade
 from harness.events import CollectingSink
 from harness.runtime import Runtime, build_runtime
 from harness.settings import Settings
 from tests.support.db import postgres_available, postgres_schema_url, sqlite_url
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Path]:
+    """A workspace of the test's environment; nothing falls back to the shared ./.harness."""
+    env = tiers.environment_of(request.node)
+    workspace = tmp_path_factory.mktemp(f"{env}-workspace")
+    monkeypatch.setenv("HARNESS_DATA_DIR", str(workspace / ".harness"))
+    monkeypatch.setenv("HARNESS_TEST_ENV", env)
+    yield workspace
+
+
+__all__ = ["pytest_collection_modifyitems", "pytest_configure"]  # the suite's gates, as hooks
 
 _PG_REASON: str | None = None
 _PG_CHECKED = False

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from harness.errors import HarnessError
-from harness.observability import get_logger
+from harness.observability import get_logger, record_refusal
 from harness.redaction import redact, redact_data
 
 PROBLEM_TYPE_BASE = "https://harness.local/problems/"
@@ -69,6 +69,10 @@ def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
 def install(app: FastAPI) -> None:
     @app.exception_handler(HarnessError)
     async def _harness(request: Request, exc: HarnessError) -> JSONResponse:
+        reason = exc.details.get("reason") or exc.details.get("cause")
+        record_refusal(
+            status=exc.status, code=exc.code, reason=str(reason) if reason else None, path=request.url.path
+        )
         extra = {k: exc.details[k] for k in _PUBLIC_DETAILS if k in exc.details}
         headers = {"Retry-After": str(exc.details["retry_after"])} if "retry_after" in exc.details else None
         if exc.status == 401:

@@ -10,12 +10,15 @@ import contextlib
 import threading
 from collections.abc import Callable
 
+from sqlalchemy import func, select
+
 from harness.database.connect import in_transaction, unit_of_work
+from harness.database.models import Job as JobRow
 from harness.database.models import Run
 from harness.errors import IllegalTransition
 from harness.jobs import queue
 from harness.jobs.queue import ClaimedJob, JobKind, JobStatus
-from harness.observability import JOBS_PROCESSED, get_logger
+from harness.observability import DEAD_LETTERS, JOBS_PROCESSED, get_logger, set_queue_gauges
 from harness.redaction import redact
 from harness.runs.service import transition
 from harness.runs.state import TERMINAL, RunStatus
@@ -49,6 +52,7 @@ class Worker:
             self.rt.sessions, lambda session: queue.claim(session, self.rt, worker_id=self.worker_id)
         )
         if job is None:
+            self._publish_queue_gauges()  # idle: a good moment to count what is left
             return False
         handler = HANDLERS.get(job.kind)
         try:
@@ -87,9 +91,26 @@ class Worker:
                     with contextlib.suppress(IllegalTransition):
                         transition(session, self.rt, run, RunStatus.FAILED, reason=run.error, actor="worker")
         JOBS_PROCESSED.labels(kind=job.kind, outcome=str(status)).inc()
+        dead = status == JobStatus.DEAD
+        if dead:
+            DEAD_LETTERS.labels(kind=job.kind).inc()
         log.warning(
-            "job failed", job_id=job.id, kind=job.kind, attempt=job.attempts, status=str(status), error=error
+            "job dead-lettered" if dead else "job failed",
+            reason_code="dead_lettered" if dead else "retry_scheduled",
+            job_id=job.id,
+            kind=job.kind,
+            attempt=job.attempts,
+            status=str(status),
+            error=error,
         )
+        self._publish_queue_gauges()
+
+    def _publish_queue_gauges(self) -> None:
+        with unit_of_work(self.rt.sessions) as session:
+            rows = session.execute(select(JobRow.status, func.count()).group_by(JobRow.status)).all()
+        counts = {str(status): int(n) for status, n in rows}
+        dead = counts.pop(str(JobStatus.DEAD), 0)
+        set_queue_gauges(depth=sum(v for k, v in counts.items() if k != str(JobStatus.DONE)), dead=dead)
 
     def serve(self, stop: threading.Event, *, poll_seconds: float = 0.5) -> None:
         """Loop until ``stop`` is set, sleeping only when the queue is empty."""

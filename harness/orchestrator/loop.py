@@ -30,7 +30,7 @@ from harness.errors import (
     ProviderError,
 )
 from harness.events import ModelAnswered, PromptSent, RetryScheduled, ToolCalled
-from harness.observability import GUARD_DECISIONS, get_logger
+from harness.observability import BUDGET_REJECTIONS, GUARD_DECISIONS, get_logger, span
 from harness.orchestrator import prompts
 from harness.providers.base import ChatRequest, ChatResponse
 from harness.providers.resilience import CircuitBreaker, RetryPolicy, call_with_resilience
@@ -59,10 +59,12 @@ def execute_run(rt: Runtime, run_id: str) -> RunStatus:
         if status != RunStatus.RUNNING:  # RUNNING: a worker died mid-run; pick up from the last step
             reason = "worker started the run" if status == RunStatus.PENDING else "resumed after approval"
             transition(session, rt, run, RunStatus.RUNNING, reason=reason, actor=ACTOR)
-    try:
-        return _loop(rt, run_id)
-    except (ProviderError, PolicyViolation, InvalidRequest) as exc:
-        return _fail(rt, run_id, exc)
+        tenant_id = run.tenant_id
+    with span("orchestrator.run", **{"run.id": run_id, "tenant.id": tenant_id}):
+        try:
+            return _loop(rt, run_id)
+        except (ProviderError, PolicyViolation, InvalidRequest) as exc:
+            return _fail(rt, run_id, exc)
 
 
 def _fail(rt: Runtime, run_id: str, exc: HarnessError) -> RunStatus:
@@ -176,7 +178,9 @@ def _loop(rt: Runtime, run_id: str) -> RunStatus:
             messages, guard = _conversation(session, rt, run)
             pending = _pending_tool_calls(messages)
             if pending:
-                stopped = _run_tools(session, rt, run, pending[0])
+                name = pending[0]["function"].get("name")
+                with span("tool.call", **{"tool.name": name, "run.id": run.id, "tenant.id": run.tenant_id}):
+                    stopped = _run_tools(session, rt, run, pending[0])
                 if stopped is not None:
                     return stopped
                 continue
@@ -194,6 +198,7 @@ def _loop(rt: Runtime, run_id: str) -> RunStatus:
             tools = [TOOLS[name].to_openai() for name in run.tools]
             estimate = _estimate_tokens(messages, tools)
             if run.tokens_used + estimate > rt.settings.token_budget:
+                BUDGET_REJECTIONS.inc()
                 raise BudgetExceeded(
                     f"token budget exhausted: {run.tokens_used} used + ~{estimate} needed "
                     f"> {rt.settings.token_budget}"
@@ -372,6 +377,7 @@ def _run_tools(session: Session, rt: Runtime, run: Run, call: dict[str, Any]) ->
             )
     except PolicyViolation as exc:
         outcome, result = "refused", f"refused: {exc.message}"
+        log.warning("tool refused", reason_code=exc.details.get("reason", exc.code), tool=name, run_id=run.id)
         append_audit(
             session,
             rt,
@@ -459,9 +465,12 @@ def _gated_side_effect(
     if session.get(SideEffect, effect_key) is not None:
         return f"{args['path']} was already written"
     session.add(SideEffect(key=effect_key, run_id=run.id, at=iso(rt.clock.now())))
-    committed = artifacts.commit_artifact(
-        session, rt, tenant_id=run.tenant_id, run_id=run.id, path=args["path"], content=args["content"]
-    )
+    with span(
+        "artifact.commit", **{"run.id": run.id, "tenant.id": run.tenant_id, "artifact.path": args["path"]}
+    ):
+        committed = artifacts.commit_artifact(
+            session, rt, tenant_id=run.tenant_id, run_id=run.id, path=args["path"], content=args["content"]
+        )
     # If this unit of work rolls back, the file is removed with its row (harness.artifacts).
     append_audit(
         session,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -17,7 +18,13 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_at
 
 from harness.clock import Clock, Sleeper
 from harness.errors import CircuitOpen, ProviderError
-from harness.observability import PROVIDER_CALLS, PROVIDER_RETRIES
+from harness.observability import (
+    PROVIDER_CALLS,
+    PROVIDER_LATENCY,
+    PROVIDER_RETRIES,
+    set_breaker_state,
+    span,
+)
 from harness.providers.base import ChatRequest, ChatResponse, ModelClient, ProviderCallError
 
 
@@ -141,16 +148,22 @@ def call_with_resilience(
         def attempt(_client: ModelClient = client, _breaker: CircuitBreaker = breaker) -> ChatResponse:
             if not _breaker.allow():
                 raise CircuitOpen(f"circuit for {_client.name} opened", provider=_client.name)
+            started = time.perf_counter()  # metrics only: never reaches a trace or a golden
             try:
-                answer = _client.complete(request)
+                with span("provider.call", **{"provider.name": _client.name, "llm.model": request.model}):
+                    answer = _client.complete(request)
             except ProviderCallError:
+                PROVIDER_LATENCY.labels(provider=_client.name).observe(time.perf_counter() - started)
                 _breaker.record_failure()
+                set_breaker_state(_client.name, _breaker.state)
                 PROVIDER_CALLS.labels(provider=_client.name, outcome="error").inc()
                 raise
             except BaseException:
                 _breaker.abandon()
                 raise
+            PROVIDER_LATENCY.labels(provider=_client.name).observe(time.perf_counter() - started)
             _breaker.record_success()
+            set_breaker_state(_client.name, _breaker.state)
             PROVIDER_CALLS.labels(provider=_client.name, outcome="ok").inc()
             return answer
 

@@ -181,12 +181,32 @@ def test_cassette_miss_names_scenario_request_and_nearest(
     # Keep the golden trace as is; what matters is the replay error.
     result = check(project, ["happy_path_with_approval"], ci=True).results[0]
     assert cassette.read_text() == text
-    assert result.status in {ScenarioStatus.ERROR, ScenarioStatus.REGRESSED}
-    if result.status is ScenarioStatus.ERROR:
-        assert "happy_path_with_approval" in result.message
-        assert "POST /v1/chat/completions" in result.message
-        assert "nearest recorded request" in result.message
-        assert "Connection error" not in result.message
+    # A miss with a same-route counterpart keeps replaying by position, so the trace diff can
+    # localise the change; the scenario is a regression whose message names the miss.
+    assert result.status is ScenarioStatus.REGRESSED
+    assert result.diff is not None and any(d.section == "prompts" for d in result.diff.differences)
+    assert "happy_path_with_approval" in result.message
+    assert "were not in the cassette" in result.message
+    assert "no recorded answer for POST /v1/chat/completions" in result.message
+    assert "nearest recorded request" in result.message
+    assert '-      "content": "You are the harness assistant for tenant' in result.message
+    assert '+      "content": "You are the harness helper for tenant' in result.message
+    assert "Connection error" not in result.message
+
+
+def test_cassette_miss_without_a_counterpart_is_an_error_naming_scenario_and_request(
+    project: GoldenStore,
+) -> None:
+    cassette = project.paths("happy_path_with_approval").cassette
+    text = cassette.read_text()
+    assert "/v1/chat/completions" in text
+    cassette.write_text(text.replace("/v1/chat/completions", "/v1/elsewhere"))
+    result = check(project, ["happy_path_with_approval"], ci=True).results[0]
+    assert result.status is ScenarioStatus.ERROR
+    assert "scenario 'happy_path_with_approval'" in result.message
+    assert "no recorded answer for POST /v1/chat/completions" in result.message
+    assert "it holds no POST /v1/chat/completions at all" in result.message
+    assert "Connection error" not in result.message
 
 
 def test_tampered_golden_fails_the_gate(project: GoldenStore) -> None:

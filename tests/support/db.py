@@ -14,7 +14,8 @@ DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
 
 
 def postgres_base_url() -> str:
-    return os.environ.get("HARNESS_TEST_POSTGRES_URL", DEFAULT_PG)
+    # An empty value (``HARNESS_TEST_POSTGRES_URL=``) counts as unset, not as a URL to fail on.
+    return os.environ.get("HARNESS_TEST_POSTGRES_URL", "").strip() or DEFAULT_PG
 
 
 def postgres_available() -> str | None:
@@ -30,7 +31,9 @@ def postgres_available() -> str | None:
 @contextmanager
 def postgres_schema_url() -> Iterator[str]:
     """A URL whose search_path is a brand-new schema; dropped afterwards."""
-    schema = f"t_{uuid.uuid4().hex[:12]}"
+    # The schema names its environment (unit, integration, e2e, stress, drill): nothing shared.
+    env = os.environ.get("HARNESS_TEST_ENV", "x")
+    schema = f"t_{env}_{uuid.uuid4().hex[:12]}"
     base = postgres_base_url()
     with psycopg.connect(base, autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')

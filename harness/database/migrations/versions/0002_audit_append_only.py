@@ -18,7 +18,14 @@ PROTECTED = ("audit_entries", "audit_checkpoints")
 
 
 def upgrade() -> None:
-    op.execute(f"INSERT INTO audit_head (id, next_seq, last_hash) VALUES (1, 0, '{GENESIS}')")
+    # The head continues the chain already stored (an upgrade of a database with entries, or a
+    # downgrade-then-upgrade); genesis only for an empty log. Seeding genesis over existing rows
+    # made the next append collide with seq 0 (found by the migration rollback drill).
+    op.execute(
+        "INSERT INTO audit_head (id, next_seq, last_hash) SELECT 1, "
+        "COALESCE((SELECT MAX(seq) + 1 FROM audit_entries), 0), "
+        f"COALESCE((SELECT entry_hash FROM audit_entries ORDER BY seq DESC LIMIT 1), '{GENESIS}')"
+    )
     dialect = op.get_bind().dialect.name
     for table in PROTECTED:
         if dialect == "sqlite":
