@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import socket
 import tempfile
@@ -19,7 +20,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +97,45 @@ def _provider(scenario: Scenario, source: str, *, record: bool) -> Iterator[tupl
         yield sim.base_url, "sk-sim-recording"
 
 
+# The wall clock lies by ten years during record and replay; only the clock seam tells the
+# scenario's time, so a bypassed seam shows up as a difference instead of agreeing by accident.
+WALL_CLOCK_POISON = timedelta(days=3653)
+
+
+class ScenarioClock:
+    """The harness clock seam during record/replay: scenario time, advanced only by the engine."""
+
+    def __init__(self, start: datetime) -> None:
+        self._now = start
+        self._lock = threading.Lock()
+
+    def now(self) -> datetime:
+        with self._lock:
+            return self._now
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self._now += timedelta(seconds=seconds)
+
+
+@contextmanager
+def poisoned_seams(start: datetime) -> Iterator[tuple[ScenarioClock, Any]]:
+    """(scenario clock, frozen wall clock): what the seams replace is made to disagree with them.
+
+    The wall clock is frozen ten years after the scenario clock; global ``random`` is reseeded
+    from ``os.urandom`` on every run (the seams use their own seeded ``random.Random``), and
+    ``uuid4``/``secrets`` already differ per run. Code reading any of them directly yields a
+    value that differs from the golden (or between ``--repeat`` runs) at its JSON path.
+    """
+    saved = random.getstate()
+    random.seed(os.urandom(16))
+    try:
+        with freeze_time(start + WALL_CLOCK_POISON, real_asyncio=True) as frozen:
+            yield ScenarioClock(start), frozen
+    finally:
+        random.setstate(saved)
+
+
 @contextmanager
 def network_blocked(name: str) -> Iterator[None]:
     """Replay is offline: any socket connect (but Unix sockets) aborts the scenario, named.
@@ -133,7 +173,7 @@ def run_scenario(
         )
     sink = CollectingSink()
     with ExitStack() as stack:
-        frozen = stack.enter_context(freeze_time(scenario.start_time, real_asyncio=True))
+        clock, frozen = stack.enter_context(poisoned_seams(scenario.start_time))
         base_url, api_key = stack.enter_context(_provider(scenario, source, record=record))
         tape = stack.enter_context(use_cassette(cassette, record=record))
         if not record:
@@ -146,7 +186,9 @@ def run_scenario(
             **scenario.settings,
         )
         provider = OpenAIChatClient(base_url=base_url, api_key=api_key, timeout=30)
-        rt = build_runtime(settings, sleeper=RecordingSleeper(), sink=sink, providers=[provider])
+        rt = build_runtime(
+            settings, clock=clock, sleeper=RecordingSleeper(), sink=sink, providers=[provider]
+        )
         stack.callback(rt.close)
         tokens = _seed_tenants(rt, scenario)
         client = stack.enter_context(TestClient(create_app(runtime=rt), raise_server_exceptions=True))
@@ -159,6 +201,7 @@ def run_scenario(
         try:
             for index, step in enumerate(scenario.steps):
                 frozen.tick(1)
+                clock.advance(1)
                 entry = _perform(
                     client,
                     step,
@@ -167,6 +210,7 @@ def run_scenario(
                     saved=saved,
                     sent=sent,
                     signing_secret=signing_secret,
+                    clock=clock,
                 )
                 api.append(entry)
                 if entry["response"]["status"] != step.expect:
@@ -223,6 +267,7 @@ def _perform(
     saved: dict[str, str],
     sent: list[_Sent],
     signing_secret: bytes | None,
+    clock: ScenarioClock,
 ) -> dict[str, Any]:
     if step.op == "replay":
         original = sent[step.of] if step.of is not None and 0 <= step.of < len(sent) else None
@@ -230,7 +275,9 @@ def _perform(
             raise ScenarioError(f"step {index}: replay of step {step.of}, which sent nothing replayable")
         request = original
     else:
-        request = _build_request(step, index=index, tokens=tokens, saved=saved, signing_secret=signing_secret)
+        request = _build_request(
+            step, index=index, tokens=tokens, saved=saved, signing_secret=signing_secret, clock=clock
+        )
     sent.append(request)
     response = client.request(
         request.method, request.path, content=request.content or None, headers=request.headers
@@ -260,7 +307,13 @@ def _perform(
 
 
 def _build_request(
-    step: StepSpec, *, index: int, tokens: dict[str, str], saved: dict[str, str], signing_secret: bytes | None
+    step: StepSpec,
+    *,
+    index: int,
+    tokens: dict[str, str],
+    saved: dict[str, str],
+    signing_secret: bytes | None,
+    clock: ScenarioClock,
 ) -> _Sent:
     headers = dict(step.headers)
     if step.as_ is not None:
@@ -285,7 +338,7 @@ def _build_request(
                 method,
                 path,
                 content,
-                timestamp=int(datetime.now(UTC).timestamp()),
+                timestamp=int(clock.now().timestamp()),
                 nonce=f"scenario-step-{index:04d}",
             )
         )
