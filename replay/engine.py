@@ -239,6 +239,9 @@ def _seed_tenants(rt: Runtime, scenario: Scenario) -> dict[str, str]:
         for rel, text in sorted(tenant.files.items()):
             (root / rel).parent.mkdir(parents=True, exist_ok=True)
             (root / rel).write_text(text, encoding="utf-8")
+        for link, target in sorted(tenant.symlinks.items()):
+            (root / link).parent.mkdir(parents=True, exist_ok=True)
+            os.symlink(target, root / link)
         with unit_of_work(rt.sessions) as session:
             for i, doc in enumerate(tenant.documents):
                 session.add(

@@ -54,6 +54,9 @@ class TenantSpec(_Model):
     routing: dict[str, Any] | None = None
     keys: dict[str, list[str]] = Field(description="key name -> roles")
     files: dict[str, str] = Field(default_factory=dict, description="workspace fixture files")
+    symlinks: dict[str, str] = Field(
+        default_factory=dict, description="workspace symlinks: link path -> target, written verbatim"
+    )
     documents: list[DocumentSpec] = Field(default_factory=list)
 
 
