@@ -12,6 +12,7 @@ from harness.clock import Clock, RealSleeper, Sleeper, SystemClock
 from harness.database.connect import create_db_engine, session_factory
 from harness.events import EventSink, NullSink
 from harness.ids import IdSource
+from harness.policy import DEFAULT_RULES, PolicyEngine, rules_from_data
 from harness.settings import Settings
 
 if TYPE_CHECKING:
@@ -32,6 +33,7 @@ class Runtime:
     providers: list[ModelClient] = field(default_factory=list)
     breakers: dict[str, CircuitBreaker] = field(default_factory=dict)
     audit_signer: Signer | None = None
+    policy: PolicyEngine = field(default_factory=lambda: PolicyEngine(DEFAULT_RULES))
 
     def close(self) -> None:
         self.engine.dispose()
@@ -72,4 +74,5 @@ def build_runtime(
             )
         ],
         audit_signer=signer,
+        policy=PolicyEngine((*DEFAULT_RULES, *rules_from_data(settings.policy_rules))),
     )

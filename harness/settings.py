@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -45,6 +46,10 @@ class Settings(BaseSettings):
     job_lease_seconds: float = 60.0
     job_retry_delay_seconds: float = 2.0
 
+    # Extra allow/deny rules on top of the built-in grants (JSON list in the env); an explicit
+    # deny here beats every allow, e.g. {"effect": "deny", "tenant": "t1", "action": "run:create"}.
+    policy_rules: list[dict[str, Any]] = Field(default_factory=list)
+
     rate_limit_per_key: str = "120/minute"
     rate_limit_per_tenant: str = "600/minute"
 
@@ -70,6 +75,18 @@ class Settings(BaseSettings):
                 f"each request signing secret needs at least {MIN_SIGNING_SECRET_CHARS} characters"
             )
         return secrets
+
+    @field_validator("policy_rules")
+    @classmethod
+    def _valid_rules(cls, rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        from harness.errors import ConfigError
+        from harness.policy import rules_from_data
+
+        try:
+            rules_from_data(rules)
+        except ConfigError as exc:
+            raise ValueError(exc.message) from None
+        return rules
 
     @model_validator(mode="after")
     def _signing_required_needs_a_secret(self) -> Settings:

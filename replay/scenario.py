@@ -32,6 +32,7 @@ OVERRIDABLE_SETTINGS = frozenset(
         "model_seed",
         "max_tool_result_chars",
         "retrieval_top_k",
+        "policy_rules",
         "request_signing_secrets",
         "require_signed_requests",
         "signature_window_seconds",

@@ -38,9 +38,11 @@ class RunSpec:
     tools: list[str] | None
 
 
-def authorize(principal: Principal, action: str, resource: str) -> None:
+def authorize(
+    principal: Principal, action: str, resource: str, *, policy: PolicyEngine = POLICY
+) -> None:
     """The policy engine decides over all the principal's roles at once: any explicit deny wins."""
-    decision = POLICY.decide_any_role(
+    decision = policy.decide_any_role(
         tenant=principal.tenant_id, roles=sorted(principal.roles), action=action, resource=resource
     )
     if not decision.allowed:
@@ -89,7 +91,7 @@ def transition(
 
 def create_run(session: Session, rt: Runtime, principal: Principal, spec: RunSpec) -> Run:
     """Validate against the tenant's routing policy, then write the run and its first job."""
-    authorize(principal, "run:create", f"tenant/{principal.tenant_id}/runs")
+    authorize(principal, "run:create", f"tenant/{principal.tenant_id}/runs", policy=rt.policy)
     if len(spec.task) > rt.settings.max_task_chars:
         raise InvalidRequest(
             f"task is {len(spec.task)} characters; the limit is {rt.settings.max_task_chars}",
@@ -150,7 +152,9 @@ def decide(rt: Runtime, principal: Principal, *, run_id: str, decision: str, rea
     """The human gate: approve resumes the run through the queue; reject ends it REJECTED."""
     with unit_of_work(rt.sessions) as session:
         run = load_run(session, principal, run_id, for_update=True)
-        authorize(principal, "approval:decide", f"tenant/{run.tenant_id}/runs/{run.id}")
+        authorize(
+            principal, "approval:decide", f"tenant/{run.tenant_id}/runs/{run.id}", policy=rt.policy
+        )
         if run.submitted_by == principal.key_id:
             raise Forbidden("four-eyes rule: the submitter of a run cannot decide its approval")
         if run.status != RunStatus.AWAITING_APPROVAL:
