@@ -49,6 +49,7 @@ from replay.cassette import PROVIDER_ORIGIN, CassetteMissSignal, use_cassette
 from replay.errors import CassetteMiss, ScenarioError
 from replay.provider_sim import start_simulator
 from replay.scenario import Scenario, StepSpec
+from replay.wire import WireLeak, WireWatch
 
 TRACE_FORMAT_VERSION = 1
 REPLAY_API_KEY = "sk-replay-placeholder"  # never sent anywhere: replay has no network
@@ -60,6 +61,7 @@ class ScenarioRun:
     audit: list[dict[str, Any]]
     unexpected_statuses: tuple[str, ...]
     cassette_misses: tuple[str, ...] = ()
+    wire_leaks: tuple[WireLeak, ...] = ()
 
     @property
     def trace_bytes(self) -> bytes:
@@ -136,6 +138,28 @@ def poisoned_seams(start: datetime) -> Iterator[tuple[ScenarioClock, Any]]:
         random.setstate(saved)
 
 
+def _retries_beyond_recorded(tape: Any, diverge: Any) -> Any:
+    """A repeat of a recorded request whose answers are all used up is one retry too many.
+
+    It fails like a dropped connection (retryable), so the harness's own retry policy carries
+    on and the extra attempt lands in the trace's ``retries`` section as a diff, not only as a
+    cassette error; the miss is still noted, so the scenario never passes.
+    """
+    import httpx
+
+    def check(request: Any) -> Any:
+        if tape.__dict__.get("_by_key", {}).get(tape._key(request)):
+            path = request.uri.split("://", 1)[-1].partition("/")[2]
+            tape.__dict__.setdefault("misses", []).append(
+                f"a retry beyond the recorded attempts: POST /{path} was recorded, and every "
+                "recorded answer to it has been used (see the `retries` section)"
+            )
+            raise httpx.ConnectError("no recorded answer left: a retry beyond the recorded attempts")
+        return diverge(request)
+
+    return check
+
+
 @contextmanager
 def network_blocked(name: str) -> Iterator[None]:
     """Replay is offline: any socket connect (but Unix sockets) aborts the scenario, named.
@@ -176,6 +200,10 @@ def run_scenario(
         clock, frozen = stack.enter_context(poisoned_seams(scenario.start_time))
         base_url, api_key = stack.enter_context(_provider(scenario, source, record=record))
         tape = stack.enter_context(use_cassette(cassette, record=record))
+        wire = WireWatch()
+        tape._before_record_request = wire.wrap(tape._before_record_request)
+        if not record:
+            tape._diverge = _retries_beyond_recorded(tape, tape._diverge)  # type: ignore[method-assign]
         if not record:
             stack.enter_context(network_blocked(name))
         settings = Settings(
@@ -186,9 +214,7 @@ def run_scenario(
             **scenario.settings,
         )
         provider = OpenAIChatClient(base_url=base_url, api_key=api_key, timeout=30)
-        rt = build_runtime(
-            settings, clock=clock, sleeper=RecordingSleeper(), sink=sink, providers=[provider]
-        )
+        rt = build_runtime(settings, clock=clock, sleeper=RecordingSleeper(), sink=sink, providers=[provider])
         stack.callback(rt.close)
         tokens = _seed_tenants(rt, scenario)
         client = stack.enter_context(TestClient(create_app(runtime=rt), raise_server_exceptions=True))
@@ -225,7 +251,11 @@ def run_scenario(
         audit = trace["audit"]
         misses = tuple(tape.__dict__.get("misses", ()))
     return ScenarioRun(
-        trace=trace, audit=audit, unexpected_statuses=tuple(unexpected), cassette_misses=misses
+        trace=trace,
+        audit=audit,
+        unexpected_statuses=tuple(unexpected),
+        cassette_misses=misses,
+        wire_leaks=tuple(wire.leaks),
     )
 
 
