@@ -15,7 +15,9 @@ pytestmark = [pytest.mark.tier0]
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _module(path: str, *, executed: set[int], missing: set[int], partial: set[int] = frozenset()) -> ModuleCoverage:  # type: ignore[assignment]
+def _module(
+    path: str, *, executed: set[int], missing: set[int], partial: frozenset[int] = frozenset()
+) -> ModuleCoverage:
     return ModuleCoverage(
         path=path,
         statements=len(executed | missing),
