@@ -19,6 +19,7 @@ import ast
 import json
 import multiprocessing
 import signal
+import sys
 import tempfile
 import types
 from collections.abc import Iterator, Sequence
@@ -243,6 +244,11 @@ def _run_batch(args: tuple[str, list[tuple[Mutant, tuple[str, ...]]]]) -> list[M
             target.__code__ = original
         status = "killed" if killed_by else "survived"
         results.append(MutantResult(mutant, status, killed_by, scenarios))
+        print(
+            f"mutate: {mutant.module}:{mutant.line} {mutant.description}: {status}",
+            file=sys.stderr,
+            flush=True,
+        )
     return results
 
 
