@@ -38,7 +38,9 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     )
     app.state.runtime = rt
     app.state.rate_limits = RateLimits(
-        per_key=rt.settings.rate_limit_per_key, per_tenant=rt.settings.rate_limit_per_tenant
+        per_key=rt.settings.rate_limit_per_key,
+        per_tenant=rt.settings.rate_limit_per_tenant,
+        clock=rt.clock,
     )
     app.state.nonce_store = NonceStore()
     app.state.auth_failures = AuthFailures(

@@ -12,6 +12,7 @@ from harness.clock import Clock, RealSleeper, Sleeper, SystemClock
 from harness.database.connect import create_db_engine, session_factory
 from harness.events import EventSink, NullSink
 from harness.ids import IdSource
+from harness.policy import DEFAULT_RULES, PolicyEngine, rules_from_data
 from harness.settings import Settings
 
 if TYPE_CHECKING:
@@ -38,6 +39,7 @@ class Runtime:
     audit_frontier: Frontier | None = None
     # Admissions POST /run may still make before backpressure counts the queue again, by scope.
     admission_credits: dict[str, int] = field(default_factory=dict)
+    policy: PolicyEngine = field(default_factory=lambda: PolicyEngine(DEFAULT_RULES))
 
     def close(self) -> None:
         self.engine.dispose()
@@ -72,6 +74,7 @@ def build_runtime(
         sink=sink or NullSink(),
         providers=providers if providers is not None else configured_providers(settings),
         audit_signer=signer,
+        policy=PolicyEngine((*DEFAULT_RULES, *rules_from_data(settings.policy_rules))),
     )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -60,6 +60,10 @@ class Settings(BaseSettings):
     max_tenant_in_flight: int = Field(default=2_000, ge=1)
     shed_retry_after_seconds: int = Field(default=5, ge=1)
 
+    # Extra allow/deny rules on top of the built-in grants (JSON list in the env); an explicit
+    # deny here beats every allow, e.g. {"effect": "deny", "tenant": "t1", "action": "run:create"}.
+    policy_rules: list[dict[str, Any]] = Field(default_factory=list)
+
     rate_limit_per_key: str = "120/minute"
     rate_limit_per_tenant: str = "600/minute"
     # Refused requests (401) per client address before the address gets 429 for the window, and
@@ -109,6 +113,18 @@ class Settings(BaseSettings):
         except ValueError:
             raise ValueError(f"{value!r} is not a rate limit; write e.g. '120/minute'") from None
         return value
+
+    @field_validator("policy_rules")
+    @classmethod
+    def _valid_rules(cls, rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        from harness.errors import ConfigError
+        from harness.policy import rules_from_data
+
+        try:
+            rules_from_data(rules)
+        except ConfigError as exc:
+            raise ValueError(exc.message) from None
+        return rules
 
     @model_validator(mode="after")
     def _signing_required_needs_a_secret(self) -> Settings:

@@ -540,3 +540,11 @@ _register_trust_commands(main)
 
 if __name__ == "__main__":  # pragma: no cover
     main()
+
+
+# `coverage` and `mutate` (issue #14) live in their own module; registered here.
+from replay._catching_cli import coverage as _coverage_command  # noqa: E402
+from replay._catching_cli import mutate as _mutate_command  # noqa: E402
+
+main.add_command(_coverage_command)
+main.add_command(_mutate_command)

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import atexit
 import json
+import os
+import random
 import shutil
 import socket
 import tempfile
@@ -19,7 +21,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +56,7 @@ from replay.leak_marking import mark_leaks
 from replay.provider_sim import start_simulator
 from replay.scenario import Scenario, StepSpec
 from replay.sim.faults import FaultCounter, FaultInjectingTransport
+from replay.wire import WireLeak, WireWatch
 
 TRACE_FORMAT_VERSION = 1
 REPLAY_API_KEY = "sk-replay-placeholder"  # never sent anywhere: replay has no network
@@ -66,6 +69,7 @@ class ScenarioRun:
     unexpected_statuses: tuple[str, ...]
     cassette_misses: tuple[str, ...] = ()
     unused_interactions: tuple[str, ...] = ()  # recorded answers replay never asked for
+    wire_leaks: tuple[WireLeak, ...] = ()
 
     @property
     def trace_bytes(self) -> bytes:
@@ -133,6 +137,67 @@ def _clients(
     return clients
 
 
+# The wall clock lies by ten years during record and replay; only the clock seam tells the
+# scenario's time, so a bypassed seam shows up as a difference instead of agreeing by accident.
+WALL_CLOCK_POISON = timedelta(days=3653)
+
+
+class ScenarioClock:
+    """The harness clock seam during record/replay: scenario time, advanced only by the engine."""
+
+    def __init__(self, start: datetime) -> None:
+        self._now = start
+        self._lock = threading.Lock()
+
+    def now(self) -> datetime:
+        with self._lock:
+            return self._now
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self._now += timedelta(seconds=seconds)
+
+
+@contextmanager
+def poisoned_seams(start: datetime) -> Iterator[tuple[ScenarioClock, Any]]:
+    """(scenario clock, frozen wall clock): what the seams replace is made to disagree with them.
+
+    The wall clock is frozen ten years after the scenario clock; global ``random`` is reseeded
+    from ``os.urandom`` on every run (the seams use their own seeded ``random.Random``), and
+    ``uuid4``/``secrets`` already differ per run. Code reading any of them directly yields a
+    value that differs from the golden (or between ``--repeat`` runs) at its JSON path.
+    """
+    saved = random.getstate()
+    random.seed(os.urandom(16))
+    try:
+        with freeze_time(start + WALL_CLOCK_POISON, real_asyncio=True) as frozen:
+            yield ScenarioClock(start), frozen
+    finally:
+        random.setstate(saved)
+
+
+def _retries_beyond_recorded(tape: Any, diverge: Any) -> Any:
+    """A repeat of a recorded request whose answers are all used up is one retry too many.
+
+    It fails like a dropped connection (retryable), so the harness's own retry policy carries
+    on and the extra attempt lands in the trace's ``retries`` section as a diff, not only as a
+    cassette error; the miss is still noted, so the scenario never passes.
+    """
+    import httpx
+
+    def check(request: Any) -> Any:
+        if tape.__dict__.get("_by_key", {}).get(tape._key(request)):
+            path = request.uri.split("://", 1)[-1].partition("/")[2]
+            tape.__dict__.setdefault("misses", []).append(
+                f"a retry beyond the recorded attempts: POST /{path} was recorded, and every "
+                "recorded answer to it has been used (see the `retries` section)"
+            )
+            raise httpx.ConnectError("no recorded answer left: a retry beyond the recorded attempts")
+        return diverge(request)
+
+    return check
+
+
 @contextmanager
 def network_blocked(name: str) -> Iterator[None]:
     """Replay is offline: any socket connect (but Unix sockets) aborts the scenario, named.
@@ -178,10 +243,13 @@ def run_scenario(
         )
     sink = CollectingSink()
     with ExitStack() as stack:
-        frozen = stack.enter_context(freeze_time(scenario.start_time, real_asyncio=True))
+        clock, frozen = stack.enter_context(poisoned_seams(scenario.start_time))
         base_url, api_key = stack.enter_context(_provider(scenario, source, record=record, endpoint=endpoint))
         tape = stack.enter_context(use_cassette(cassette, record=record, mode=record_mode))
+        wire = WireWatch()
+        tape._before_record_request = wire.wrap(tape._before_record_request)
         if not record:
+            tape._diverge = _retries_beyond_recorded(tape, tape._diverge)  # type: ignore[method-assign]
             stack.enter_context(network_blocked(name))
         # From the scenario and defaults only: HARNESS_* in the user's shell must not change a replay.
         try:
@@ -196,7 +264,7 @@ def run_scenario(
             problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
             raise ScenarioError(f"{source}: settings: {problems}") from None
         providers = _clients(scenario, source, base_url=base_url, api_key=api_key, record=record)
-        rt = build_runtime(settings, sleeper=RecordingSleeper(), sink=sink, providers=providers)
+        rt = build_runtime(settings, clock=clock, sleeper=RecordingSleeper(), sink=sink, providers=providers)
         stack.callback(rt.close)
         tokens = _seed_tenants(rt, scenario)
         client = stack.enter_context(TestClient(create_app(runtime=rt), raise_server_exceptions=True))
@@ -209,6 +277,7 @@ def run_scenario(
         try:
             for index, step in enumerate(scenario.steps):
                 frozen.tick(1)
+                clock.advance(1)
                 entry = _perform(
                     client,
                     step,
@@ -217,6 +286,7 @@ def run_scenario(
                     saved=saved,
                     sent=sent,
                     signing_secret=signing_secret,
+                    clock=clock,
                 )
                 api.append(entry)
                 if entry["response"]["status"] != step.expect:
@@ -237,6 +307,7 @@ def run_scenario(
         unexpected_statuses=tuple(unexpected),
         cassette_misses=misses,
         unused_interactions=unused,
+        wire_leaks=tuple(wire.leaks),
     )
 
 
@@ -263,6 +334,9 @@ def _seed_tenants(rt: Runtime, scenario: Scenario) -> dict[str, str]:
         for rel, text in sorted(tenant.files.items()):
             (root / rel).parent.mkdir(parents=True, exist_ok=True)
             (root / rel).write_text(text, encoding="utf-8")
+        for link, target in sorted(tenant.symlinks.items()):
+            (root / link).parent.mkdir(parents=True, exist_ok=True)
+            os.symlink(target, root / link)
         with unit_of_work(rt.sessions) as session:
             for i, doc in enumerate(tenant.documents):
                 session.add(
@@ -291,6 +365,7 @@ def _perform(
     saved: dict[str, str],
     sent: list[_Sent],
     signing_secret: bytes | None,
+    clock: ScenarioClock,
 ) -> dict[str, Any]:
     if step.op == "replay":
         original = sent[step.of] if step.of is not None and 0 <= step.of < len(sent) else None
@@ -298,7 +373,9 @@ def _perform(
             raise ScenarioError(f"step {index}: replay of step {step.of}, which sent nothing replayable")
         request = original
     else:
-        request = _build_request(step, index=index, tokens=tokens, saved=saved, signing_secret=signing_secret)
+        request = _build_request(
+            step, index=index, tokens=tokens, saved=saved, signing_secret=signing_secret, clock=clock
+        )
     sent.append(request)
     response = client.request(
         request.method, request.path, content=request.content or None, headers=request.headers
@@ -334,7 +411,13 @@ def _perform(
 
 
 def _build_request(
-    step: StepSpec, *, index: int, tokens: dict[str, str], saved: dict[str, str], signing_secret: bytes | None
+    step: StepSpec,
+    *,
+    index: int,
+    tokens: dict[str, str],
+    saved: dict[str, str],
+    signing_secret: bytes | None,
+    clock: ScenarioClock,
 ) -> _Sent:
     headers = dict(step.headers)
     if step.as_ is not None:
@@ -359,7 +442,7 @@ def _build_request(
                 method,
                 path,
                 content,
-                timestamp=int(datetime.now(UTC).timestamp()),
+                timestamp=int(clock.now().timestamp()),
                 nonce=f"scenario-step-{index:04d}",
                 key_id=key_id_of_token(tokens[step.as_]) if step.as_ is not None else "",
             )

@@ -15,7 +15,7 @@ from pathlib import Path
 from replay.diff import diff_trace_bytes, find_nondeterminism
 from replay.engine import TRACE_FORMAT_VERSION, ScenarioRun, run_scenario
 from replay.errors import FormatVersionError, GoldenMissing, ReplayError
-from replay.results import ScenarioResult, ScenarioStatus, TraceDiff
+from replay.results import DiffClass, Difference, ScenarioResult, ScenarioStatus, TraceDiff
 from replay.scenario import load_scenario
 from replay.store import GoldenStore
 
@@ -70,6 +70,22 @@ def _golden_bytes(store: GoldenStore, name: str) -> bytes:
             f"{TRACE_FORMAT_VERSION}; re-record with `harness-replay record {name}`"
         )
     return golden
+
+
+def _with_wire_leaks(diff: TraceDiff, run: ScenarioRun, name: str) -> TraceDiff:
+    """A secret on the wire is a regression even when the (redacted) trace is byte-identical."""
+    leaks = tuple(
+        Difference(
+            section="redaction_leak",
+            path=f"wire[{leak.call}]",
+            change="added",
+            klass=DiffClass.STRUCTURAL,
+            old=None,
+            new=leak.describe(name),
+        )
+        for leak in run.wire_leaks
+    )
+    return TraceDiff(leaks + diff.differences) if leaks else diff
 
 
 def check_scenario(
@@ -135,7 +151,7 @@ def _check_scenario(
                     ),
                     (),
                 )
-        diff = diff_trace_bytes(golden, first.trace_bytes)
+        diff = _with_wire_leaks(diff_trace_bytes(golden, first.trace_bytes), first, name)
     except ReplayError as exc:
         return ScenarioResult(name, ScenarioStatus.ERROR, message=str(exc)), ()
     return _verdict(
@@ -339,6 +355,11 @@ def record(
             from replay.cassette import empty_cassette_text
 
             cassette_tmp.write_text(empty_cassette_text(), encoding="utf-8")
+        if result.wire_leaks:
+            raise ReplayError(
+                f"scenario {name!r} sent secrets to the provider, not recording: "
+                + "; ".join(leak.describe(name) for leak in result.wire_leaks)
+            )
         if result.unexpected_statuses:
             raise ReplayError(
                 f"scenario {name!r} did not behave as its steps expect, not recording: "

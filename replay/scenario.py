@@ -32,6 +32,7 @@ OVERRIDABLE_SETTINGS = frozenset(
         "model_seed",
         "max_tool_result_chars",
         "retrieval_top_k",
+        "policy_rules",
         "request_signing_secrets",
         "require_signed_requests",
         "signature_window_seconds",
@@ -57,6 +58,9 @@ class TenantSpec(_Model):
         default_factory=dict, description="key name -> the principal holding it (default: the key name)"
     )
     files: dict[str, str] = Field(default_factory=dict, description="workspace fixture files")
+    symlinks: dict[str, str] = Field(
+        default_factory=dict, description="workspace symlinks: link path -> target, written verbatim"
+    )
     documents: list[DocumentSpec] = Field(default_factory=list)
 
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import math
-import time
+import threading
+from collections import defaultdict, deque
 
 from limits import RateLimitItem, parse
-from limits.storage import MemoryStorage
-from limits.strategies import MovingWindowRateLimiter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from harness.api.problems import problem
+from harness.clock import Clock, SystemClock
 from harness.errors import HarnessError
 
 
@@ -22,18 +22,38 @@ class TooManyRequests(HarnessError):
 
 
 class RateLimits:
-    """Moving-window limits per API key and per tenant (the ``limits`` library, in memory)."""
+    """Moving-window limits per API key and per tenant, in memory, timed by the clock seam.
 
-    def __init__(self, *, per_key: str, per_tenant: str) -> None:
-        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+    The limit strings are parsed by the ``limits`` library; the window itself is kept here
+    because that library reads ``time.time()`` directly, which record/replay cannot pin
+    (a Retry-After from the real wall clock would differ on every replay).
+    """
+
+    def __init__(self, *, per_key: str, per_tenant: str, clock: Clock | None = None) -> None:
         self._per_key: RateLimitItem = parse(per_key)
         self._per_tenant: RateLimitItem = parse(per_tenant)
+        self._clock: Clock = clock or SystemClock()
+        self._hits: defaultdict[str, deque[float]] = defaultdict(deque)
+        self._lock = threading.Lock()
+
+    def _hit(self, item: RateLimitItem, scope: str) -> float | None:
+        """Count one hit in ``scope``; None when allowed, else seconds until a slot frees up."""
+        now = self._clock.now().timestamp()
+        window = float(item.get_expiry())
+        with self._lock:
+            hits = self._hits[scope]
+            while hits and hits[0] <= now - window:
+                hits.popleft()
+            if len(hits) >= item.amount:
+                return hits[0] + window - now
+            hits.append(now)
+            return None
 
     def check(self, *, key_id: str, tenant_id: str) -> None:
         for item, scope in ((self._per_key, f"key:{key_id}"), (self._per_tenant, f"tenant:{tenant_id}")):
-            if not self._limiter.hit(item, scope):
-                reset = self._limiter.get_window_stats(item, scope).reset_time
-                retry_after = max(1, math.ceil(reset - time.time()))
+            wait = self._hit(item, scope)
+            if wait is not None:
+                retry_after = max(1, math.ceil(wait))
                 raise TooManyRequests(
                     f"rate limit {item} exceeded for {scope.split(':')[0]}; retry in {retry_after}s",
                     retry_after=retry_after,

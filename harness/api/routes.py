@@ -174,7 +174,9 @@ def get_run(run_id: str, request: Request, caller: Caller) -> dict[str, Any]:
     rt = runtime(request)
     with unit_of_work(rt.sessions, read_only=True) as session:
         run = service.load_run(session, caller, run_id)
-        service.authorize(caller, "run:read", f"tenant/{run.tenant_id}/runs/{run.id}")
+        service.authorize(
+            caller, "run:read", f"tenant/{run.tenant_id}/runs/{run.id}", policy=rt.policy
+        )
         return service.run_view(session, run)
 
 
@@ -188,7 +190,9 @@ def get_artifact(run_id: str, path: str, request: Request, caller: Caller) -> Pl
     rt = runtime(request)
     with unit_of_work(rt.sessions, read_only=True) as session:
         run = service.load_run(session, caller, run_id)
-        service.authorize(caller, "run:read", f"tenant/{run.tenant_id}/runs/{run.id}")
+        service.authorize(
+            caller, "run:read", f"tenant/{run.tenant_id}/runs/{run.id}", policy=rt.policy
+        )
         content = service.artifact_content(session, rt, run, path)
     return PlainTextResponse(
         content,

@@ -49,9 +49,11 @@ class RunSpec:
     tools: list[str] | None
 
 
-def authorize(principal: Principal, action: str, resource: str) -> None:
+def authorize(
+    principal: Principal, action: str, resource: str, *, policy: PolicyEngine = POLICY
+) -> None:
     """The policy engine decides over all the principal's roles at once: any explicit deny wins."""
-    decision = POLICY.decide_any_role(
+    decision = policy.decide_any_role(
         tenant=principal.tenant_id, roles=sorted(principal.roles), action=action, resource=resource
     )
     if not decision.allowed:
@@ -104,7 +106,7 @@ def transition(
 
 def create_run(session: Session, rt: Runtime, principal: Principal, spec: RunSpec) -> Run:
     """Validate against the tenant's routing policy, then write the run and its first job."""
-    authorize(principal, "run:create", f"tenant/{principal.tenant_id}/runs")
+    authorize(principal, "run:create", f"tenant/{principal.tenant_id}/runs", policy=rt.policy)
     if len(spec.task) > rt.settings.max_task_chars:
         raise InvalidRequest(
             f"task is {len(spec.task)} characters; the limit is {rt.settings.max_task_chars}",
@@ -178,7 +180,9 @@ def decide(
     """
     with unit_of_work(rt.sessions) as session:
         run = load_run(session, principal, run_id, for_update=True)
-        authorize(principal, "approval:decide", f"tenant/{run.tenant_id}/runs/{run.id}")
+        authorize(
+            principal, "approval:decide", f"tenant/{run.tenant_id}/runs/{run.id}", policy=rt.policy
+        )
         # Four-eyes is about people: a second key of the submitter is still the submitter.
         if principal_of_key(session, run.submitted_by) == principal_of_key(session, principal.key_id):
             raise Forbidden("four-eyes rule: the submitter of a run cannot decide its approval")
