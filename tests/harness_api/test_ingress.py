@@ -201,7 +201,7 @@ def test_a_secret_in_the_task_and_the_reason_is_redacted_everywhere(w: World) ->
     assert accepted.status_code == 202, accepted.text
     run_id = accepted.json()["run_id"]
     w.drain()
-    approved = w.post("approve", "bob", {"run_id": run_id, "decision": "approve", "reason": SECRET_REASON})
+    approved = w.post("approve", "bob", w.decision(run_id, "approve", SECRET_REASON))
     assert approved.status_code == 200, approved.text
     w.drain()
     view = w.get(f"runs/{run_id}", "carol")  # a read-only auditor sees what everyone sees
@@ -267,6 +267,8 @@ def _bad_requests(w: World, run_id: str, bad: str) -> dict[str, Any]:
     headers = w.headers("alice", **{"Content-Type": "application/json"})
     approver = w.headers("bob", **{"Content-Type": "application/json"})
     post = w.client.post
+    # the decision names a (well-formed) pending action, so the bad character is the only fault
+    named = f'"approval_id": "apr_0", "args_sha256": "{"0" * 64}"'
     requests = {
         "task": post("/api/harness/run", content=f'{{"task": "a{escaped}b"}}', headers=headers),
         "model": post("/api/harness/run", content=f'{{"task": "t", "model": "m{escaped}"}}', headers=headers),
@@ -275,12 +277,12 @@ def _bad_requests(w: World, run_id: str, bad: str) -> dict[str, Any]:
         ),
         "reason": post(
             "/api/harness/approve",
-            content=f'{{"run_id": "{run_id}", "decision": "approve", "reason": "ok{escaped}"}}',
+            content=f'{{"run_id": "{run_id}", "decision": "approve", "reason": "ok{escaped}", {named}}}',
             headers=approver,
         ),
         "run_id in body": post(
             "/api/harness/approve",
-            content=f'{{"run_id": "{run_id}{escaped}", "decision": "approve", "reason": "ok"}}',
+            content=f'{{"run_id": "{run_id}{escaped}", "decision": "approve", "reason": "ok", {named}}}',
             headers=approver,
         ),
     }

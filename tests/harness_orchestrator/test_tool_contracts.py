@@ -111,10 +111,15 @@ def test_the_loop_enforces_the_schema_before_any_tool_runs(
     assert run.status == "SUCCEEDED", run.error
     valid = jsonschema_rs.validator_for(TOOLS[tool].parameters).is_valid(args)
     if not valid:
-        assert outcome == "error" and "error:" in content, (args, outcome, content)
+        # refused at the boundary (and audited as tool.refused), naming the argument problem
+        assert outcome == "refused" and "refused:" in content and "argument" in content, (
+            args,
+            outcome,
+            content,
+        )
     else:
         assert outcome in ("ok", "error", "refused"), outcome  # a valid call may still miss a file
-        if outcome == "error":
+        if outcome != "ok":
             assert "argument" not in content, content  # not refused for its arguments
     assert isinstance(content, str)
 

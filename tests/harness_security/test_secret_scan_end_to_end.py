@@ -167,7 +167,13 @@ def test_no_secret_of_the_corpus_is_stored_verbatim_anywhere(tmp_path: Path, dat
             waiting = _wait_for(client, run_id, {"AWAITING_APPROVAL"}, alice)
             decided = client.post(
                 "/api/harness/approve",
-                json={"run_id": run_id, "decision": "approve", "reason": reason},
+                json={
+                    "run_id": run_id,
+                    "decision": "approve",
+                    "reason": reason,
+                    "approval_id": waiting["pending_approval"]["id"],
+                    "args_sha256": waiting["pending_approval"]["args_sha256"],
+                },
                 headers={"Authorization": f"Bearer {bob}"},
             )
             assert decided.status_code == 200, decided.text
