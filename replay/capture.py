@@ -2,9 +2,9 @@
 
 The run's rows become a scenario: its tenant and the keys that acted (by name and roles), the
 workspace files its tools read (redacted), the model's answers as the scenario's model script,
-and the API steps it took (submit, the approval decisions, status, each artifact). The
-scenario is written to ``goldens/NAME/scenario.yaml`` and recorded into ``.new`` files, so it
-reaches the goldens only through review, like any other change.
+and the API steps it took (submit, each approval decision preceded by the status its approver
+saw, status, each artifact). The scenario is written to ``goldens/NAME/scenario.yaml`` and
+recorded into ``.new`` files, so it reaches the goldens only through review, like any other change.
 """
 
 from __future__ import annotations
@@ -83,6 +83,9 @@ def _scenario(
     for approval in approvals:
         if approval.status not in {"approved", "rejected"} or approval.decided_by not in names:
             continue
+        # A decision names the pending action (approval_id + args_sha256) that the last status
+        # step showed, as a real approver looks before deciding; without it the API answers 422.
+        api_steps.append({"op": "status", "as": names[approval.decided_by], "run": "r1", "expect": 200})
         api_steps.append(
             {
                 "op": "approve" if approval.status == "approved" else "reject",

@@ -99,7 +99,9 @@ def test_capture_round_trip(
         "read_file",
         "write_artifact",
     ]
-    assert [s["op"] for s in scenario["steps"]] == ["run", "approve", "status", "artifact"]
+    # The decision is preceded by the status that shows the approver the pending action it names.
+    assert [s["op"] for s in scenario["steps"]] == ["run", "status", "approve", "status", "artifact"]
+    assert scenario["steps"][1]["as"] == scenario["steps"][2]["as"] == "bob"
     # Proposed, not promoted: nothing is a golden before review.
     assert not (project / "goldens" / NAME / "trace.json").exists()
     assert (project / "goldens" / NAME / "trace.json.new").exists()
