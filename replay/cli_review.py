@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -38,32 +39,38 @@ def record_command(
     endpoint: tuple[str, str] | None = None,
 ) -> None:
     """Record each scenario into ``.new`` files, print what changed, accept when asked."""
+    from replay._cli_keys import default_approver
     from replay.progress import progress
     from replay.rerecord import RecordMode, record_pending
     from replay.review import accept
-    from replay.signing import resolve_approver, signer_from_env, utc_now
+    from replay.signing import signer_from_env, utc_now
 
     if ci_mode():
         raise ReplayError("CI=true: recording writes goldens, which CI never does")
     selected = list(names) or (store.scenario_names() if all_ else [])
     if not selected:
         raise click.UsageError("name at least one scenario, or pass --all")
+    # With --accept the key is needed: fail on a missing one before any recording, not after.
     signer = signer_from_env() if accept_now else None
-    who = resolve_approver(approver)
+    who = default_approver(approver, store)
     click.echo(f"recording against {endpoint[0] if endpoint else 'the provider simulator (loopback)'}")
     with (
         tempfile.TemporaryDirectory(prefix="harness-record-") as tmp,
         progress(len(selected), "recording", quiet=quiet) as advance,
     ):
+        finals = {}
         for name in selected:
             result = record_pending(store, name, workroot=Path(tmp), mode=RecordMode(mode), endpoint=endpoint)
             advance(name)
+            finals[name] = final_states(result.trace)
             click.echo(
                 f"recorded {name}: {len(result.trace['prompts'])} model call(s), "
-                f"{len(result.audit)} audit entries, final {result.trace['final']['runs']}"
+                f"{len(result.audit)} audit entries, final {finals[name]}"
             )
     pending = _show_recorded(store, selected)
+    unchanged = len(selected) - len(pending)
     if not accept_now:
+        click.echo(f"record: {len(pending)} proposed for review, {unchanged} unchanged")
         if pending:
             click.echo("review the pending updates with `harness-replay review` (or accept NAME)")
         return
@@ -71,7 +78,16 @@ def record_command(
     for name in selected:
         if name in pending:
             entry = accept(store, name, signer=signer, approver=who, reason=reason, at=utc_now())
-            click.echo(f"accepted {name}: approval #{entry['counter']} by {who}")
+            click.echo(
+                f"accepted {name}: final {finals[name]}; signed by {who} (approval #{entry['counter']})"
+            )
+    click.echo(f"record: {len(pending)} re-recorded and signed, {unchanged} unchanged")
+
+
+def final_states(trace: Mapping[str, Any]) -> str:
+    """A trace's final run states, readable: ``run_1: REJECTED, run_2: APPROVED`` (or ``no runs``)."""
+    runs = trace.get("final", {}).get("runs", {})
+    return ", ".join(f"{run}: {state}" for run, state in sorted(runs.items())) or "no runs"
 
 
 def _show_recorded(store: GoldenStore, selected: Sequence[str]) -> set[str]:
@@ -87,7 +103,7 @@ def _show_recorded(store: GoldenStore, selected: Sequence[str]) -> set[str]:
     for name in selected:
         update = pending.get(name)
         if update is None:
-            click.echo(f"  {name}: unchanged")
+            click.echo(f"  {name}: unchanged (same trace and cassette; nothing to review or re-sign)")
             continue
         what = "new golden" if update.is_new_golden else f"{len(update.diff.differences)} difference(s)"
         cassette = ", cassette changed" if update.has_cassette_update else ""

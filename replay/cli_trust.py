@@ -68,7 +68,13 @@ def trust_sign(root: Path) -> None:
 @click.command("export-evidence")
 @root_option
 @click.argument("name")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Where to write the evidence bundle (JSON).",
+)
 def export_evidence(root: Path, name: str, output: Path) -> None:
     """Write one self-contained, signed evidence bundle (DSSE + in-toto Statement v1) for NAME."""
     from replay.evidence import build_bundle, write_bundle
@@ -140,7 +146,7 @@ def show(root: Path, name: str, html_out: Path | None, color: bool | None) -> No
     type=click.Path(file_okay=False, path_type=Path),
     help="Tenant files folder of that harness (default: the harness settings).",
 )
-@click.option("--quiet", is_flag=True)
+@click.option("--quiet", is_flag=True, help="No progress bar.")
 def capture(
     root: Path, run_id: str, name: str, database_url: str | None, files_dir: Path | None, quiet: bool
 ) -> None:

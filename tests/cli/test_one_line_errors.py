@@ -75,7 +75,10 @@ CASES = [
     Case("junit-into-missing-folder",
          ("harness-replay", "check", "--root", str(ROOT), "--junit-xml", "no/such/dir/report.xml"),
          "no/such/dir does not exist"),
-    Case("record-without-signing-key", ("harness-replay", "record", "rejection", "--root", "PROJECT"),
+    # Plain `record` only proposes .new files for review (no key needed); `--accept` signs right
+    # away, so the key is checked before anything is recorded.
+    Case("record-accept-without-signing-key",
+         ("harness-replay", "record", "rejection", "--accept", "--root", "PROJECT"),
          "harness-replay keygen", must_not_say="harness keys generate"),
     Case("accept-without-signing-key", ("harness-replay", "accept", "rejection", "--root", "PROJECT"),
          "harness-replay keygen"),

@@ -1,6 +1,8 @@
 """`harness-replay` run from a developer's shell: hermetic, explicit about endpoints, forgiving to read.
 
-Each test drives the real CLI in a subprocess on a scratch copy of the goldens.
+Each test drives the real CLI in a subprocess on a scratch copy of the goldens (with the trust
+policy, goldens/TRUST.yaml + TRUST.dsse.json, that comes with them). Those goldens are signed by the
+demo key, which `check` refuses without `--allow-demo-key`.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ def test_harness_variables_in_the_shell_do_not_change_a_replay(project: Path, tm
         project,
         "check",
         "rejection",
+        "--allow-demo-key",
         TMPDIR=str(scratch),
         HARNESS_MAX_STEPS="1",
         HARNESS_REQUIRE_SIGNED_REQUESTS="true",  # without a secret: invalid for the service itself
@@ -69,22 +72,26 @@ def test_record_never_follows_openai_variables_and_keeps_unchanged_goldens(proje
         project,
         "record",
         "rejection",
+        "--accept",  # sign whatever changed right away: an unchanged golden must still not be re-signed
         HARNESS_SIGNING_KEY=str(DEMO_KEY),
         OPENAI_BASE_URL="http://127.0.0.1:1/v1",  # a dead port: following it would fail the recording
         OPENAI_API_KEY="sk-not-used",
     )
     assert result.returncode == 0, result.stderr
     assert "recording against the provider simulator" in result.stdout
-    assert "unchanged rejection" in result.stdout
+    assert "  rejection: unchanged" in result.stdout
+    assert "record: 0 re-recorded and signed, 1 unchanged" in result.stdout
     assert approvals.read_bytes() == before  # nothing re-signed or re-approved
+    assert not list(project.rglob("*.new"))  # and nothing left pending for review
 
 
 def test_record_summary_is_readable_and_signed_by_the_keys_name(project: Path) -> None:
     scenario = project / "goldens" / "rejection" / "scenario.yaml"
     scenario.write_text(scenario.read_text().replace('reason: "not appropriate"', 'reason: "off-brand tone"'))
-    result = run(project, "record", "rejection", HARNESS_SIGNING_KEY=str(DEMO_KEY))
+    result = run(project, "record", "rejection", "--accept", HARNESS_SIGNING_KEY=str(DEMO_KEY))
     assert result.returncode == 0, result.stderr
     assert "{" not in result.stdout  # no Python dict
+    assert "final run_" in result.stdout
     assert ": REJECTED; signed by demo key" in result.stdout
     assert "1 re-recorded and signed, 0 unchanged" in result.stdout
 
@@ -98,7 +105,7 @@ def test_corrupt_cassette_and_trace_are_per_scenario_errors(project: Path) -> No
     traversal = project / "goldens" / "traversal_refused" / "scenario.yaml"
     traversal.write_text(traversal.read_text() + 'settings: {max_steps: "abc"}\n')
     names = ("bad_requests", "wrong_role_approval", "rejection", "traversal_refused", "self_approval_refused")
-    result = run(project, "check", *names)
+    result = run(project, "check", *names, "--allow-demo-key")
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stdout + result.stderr
     assert "cassettes/bad_requests.yaml: cassette is not valid YAML at line 3, column 1" in result.stdout
@@ -115,7 +122,7 @@ def test_corrupt_cassette_and_trace_are_per_scenario_errors(project: Path) -> No
 def test_review_shows_and_rejects_without_a_signing_key(project: Path) -> None:
     scenario = project / "goldens" / "rejection" / "scenario.yaml"
     scenario.write_text(scenario.read_text().replace('reason: "not appropriate"', 'reason: "off-brand tone"'))
-    assert run(project, "check", "rejection").returncode == 1
+    assert run(project, "check", "rejection", "--allow-demo-key").returncode == 1  # proposes trace.json.new
     shown = run(project, "review", stdin="s\n")
     assert shown.returncode == 0, shown.stderr
     assert "off-brand tone" in shown.stdout and "skipped rejection" in shown.stdout
