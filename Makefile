@@ -19,11 +19,13 @@ $(STAMP): pyproject.toml
 
 replay: $(STAMP)  ## replay every golden offline, verify signatures, print the report (demo key allowed)
 	$(BIN)/harness-replay check --allow-demo-key
+	$(BIN)/harness-replay coverage --summary
 
 test: $(STAMP) lint typecheck  ## the PR gate: lint + mypy + tier0 + tier1 (security set, e2e smoke) + goldens
 	$(BIN)/python -m pytest -q -n 2 -m "tier0 or tier1 or security" --ignore=goldens
 	CI=true $(BIN)/harness-replay check --unreferenced reject --allow-demo-key --quiet
 	$(BIN)/harness-replay verify --allow-demo-key
+	@if git merge-base origin/main HEAD >/dev/null 2>&1; then $(BIN)/harness-replay coverage --diff origin/main; fi
 
 test-all: $(STAMP)  ## everything, nightly tiers included
 	$(BIN)/python -m pytest -q -n 2

@@ -43,6 +43,9 @@ def coverage(
     from replay.golden_coverage import changed_lines, diff_gaps, render_table, run_coverage
 
     changed = changed_lines(root, ref) if ref else None
+    if changed is not None and not any(changed.values()) and not (summary or html):
+        click.echo(f"no line of harness/ changed since {ref}: nothing for the goldens to cover")
+        return
     report = run_coverage(root, names, html=html)
     if summary:
         branch, combined = report.totals(guardrail_only=True)

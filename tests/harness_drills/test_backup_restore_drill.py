@@ -29,7 +29,7 @@ from harness.jobs.worker import drain
 from harness.runs.state import TERMINAL, RunStatus
 from replay.gate import check
 from replay.store import GoldenStore
-from tests.support.api import World, world
+from tests.support.api import World, decision_body, world
 from tests.support.db import postgres_base_url
 from tests.support.factories import Factories
 from tests.support.procs import base_env, harness
@@ -107,7 +107,7 @@ def test_backup_restore_then_verify_replay_and_resume(w: World, make_runtime: An
         bob = {"Authorization": f"Bearer {w.keys['bob'].token}"}
         decided = client.post(
             "/api/harness/approve",
-            json={"run_id": waiting, "decision": "approve", "reason": "drill"},
+            json=decision_body(rt, waiting, "approve", "drill"),
             headers=bob,
         )
         assert decided.status_code == 200, decided.text

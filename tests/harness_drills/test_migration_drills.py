@@ -16,7 +16,7 @@ import pytest
 from alembic import command
 from alembic.script import ScriptDirectory
 from fastapi.testclient import TestClient
-from sqlalchemy import Integer, MetaData, func, insert, inspect, select
+from sqlalchemy import Integer, MetaData, delete, func, insert, inspect, select
 
 from harness.app import create_app
 from harness.audit import verify_log
@@ -24,13 +24,16 @@ from harness.database.connect import create_db_engine, unit_of_work
 from harness.database.migrate import alembic_config, head_revision, upgrade
 from harness.database.models import AuditEntry, Run
 from harness.runs.state import RunStatus
-from tests.support.api import World, world
+from tests.support.api import World, decision_body, world
 from tests.support.db import postgres_schema_url
 from tests.support.factories import Factories
 
 pytestmark = [pytest.mark.tier3, pytest.mark.timeout(600)]
 
 SEEDED_BY_MIGRATIONS = {"alembic_version", "audit_head"}
+# A table the older schema already has and already seeded (when it was empty): it takes the
+# copied database's row instead, as it would hold in a real database written at that head.
+RESEEDED_WHEN_PRESENT = {"audit_head"}
 TASK = {"task": "Write the quarterly report from sales.csv"}
 
 
@@ -91,7 +94,7 @@ def test_downgrade_one_revision_and_upgrade_again_loses_nothing(w: World) -> Non
 
     assert _state(w.rt) == before
     assert verify_log(w.rt).ok
-    decided = w.post("approve", "bob", {"run_id": waiting, "decision": "approve", "reason": "drill"})
+    decided = w.post("approve", "bob", w.decision(waiting, "approve", "drill"))
     assert decided.status_code == 200, decided.text
     w.drain()
     assert w.get(f"runs/{waiting}", "alice").json()["status"] == "SUCCEEDED"
@@ -110,7 +113,9 @@ def _copy_rows(source_url: str, target_url: str) -> None:
                 write.exec_driver_sql("PRAGMA foreign_keys=OFF")
             for table in new.sorted_tables:
                 # audit_head's single row is seeded by migration 0002 from the stored entries
-                if table.name in SEEDED_BY_MIGRATIONS or table.name not in old.tables:
+                if table.name in RESEEDED_WHEN_PRESENT and table.name in old.tables:
+                    write.execute(delete(old.tables[table.name]))
+                elif table.name in SEEDED_BY_MIGRATIONS or table.name not in old.tables:
                     continue
                 keep = [c.name for c in old.tables[table.name].columns if c.name in table.columns]
                 rows = [dict(r._mapping) for r in read.execute(select(*[table.c[k] for k in keep]))]
@@ -168,7 +173,7 @@ def _serve_previous_head_database(
         bob = {"Authorization": f"Bearer {w.keys['bob'].token}"}
         decided = client.post(
             "/api/harness/approve",
-            json={"run_id": waiting, "decision": "approve", "reason": "drill"},
+            json=decision_body(rt, waiting, "approve", "drill"),
             headers=bob,
         )
         assert decided.status_code == 200, decided.text

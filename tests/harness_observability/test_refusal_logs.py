@@ -49,7 +49,7 @@ def test_rejected_signatures_are_logged_with_their_reason_code(
             **{
                 "X-Harness-Timestamp": str(int(w.rt.clock.now().timestamp())),
                 "X-Harness-Nonce": "n" * 32,
-                "X-Harness-Signature": "v1=" + "0" * 64,
+                "X-Harness-Signature": "v2=" + "0" * 64,  # well-formed, wrong HMAC
             },
         )
         tokens = [k.token for k in w.keys.values()]

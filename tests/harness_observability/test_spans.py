@@ -49,7 +49,7 @@ def _tree(all_spans: list[ReadableSpan], root: ReadableSpan) -> list[Any]:
 def test_happy_path_span_tree_with_ids_and_no_secrets(w: World, spans: Any) -> None:
     run_id = w.post("run", "alice", {"task": QUARTERLY_TASK}).json()["run_id"]
     w.drain()
-    w.post("approve", "bob", {"run_id": run_id, "decision": "approve", "reason": "ok"})
+    w.post("approve", "bob", w.decision(run_id, "approve", "ok"))
     w.drain()
     assert w.get(f"runs/{run_id}", "alice").json()["status"] == "SUCCEEDED"
     finished = list(spans.get_finished_spans())
