@@ -32,7 +32,6 @@ class Runtime:
     ids: IdSource = field(default_factory=IdSource)
     sink: EventSink = field(default_factory=NullSink)
     providers: list[ModelClient] = field(default_factory=list)
-    owns_providers: bool = False  # built from settings (closed with the runtime), not injected
     breakers: dict[str, CircuitBreaker] = field(default_factory=dict)
     audit_signer: Signer | None = None
     # The Merkle frontier of the last audit checkpoint this runtime signed (a cache that the
@@ -44,8 +43,6 @@ class Runtime:
 
     def close(self) -> None:
         self.engine.dispose()
-        if not self.owns_providers:  # injected clients belong to the caller, who may share them
-            return
         for provider in self.providers:  # release pooled provider connections
             close = getattr(provider, "close", None)
             if callable(close):
@@ -76,7 +73,6 @@ def build_runtime(
         ids=IdSource(settings.seed),
         sink=sink or NullSink(),
         providers=providers if providers is not None else configured_providers(settings),
-        owns_providers=providers is None,
         audit_signer=signer,
         policy=PolicyEngine((*DEFAULT_RULES, *rules_from_data(settings.policy_rules))),
     )

@@ -266,9 +266,6 @@ def run_scenario(
         providers = _clients(scenario, source, base_url=base_url, api_key=api_key, record=record)
         rt = build_runtime(settings, clock=clock, sleeper=RecordingSleeper(), sink=sink, providers=providers)
         stack.callback(rt.close)
-        for built in providers:  # the engine built these clients, so it closes them
-            if callable(close := getattr(built, "close", None)):
-                stack.callback(close)
         tokens = _seed_tenants(rt, scenario)
         client = stack.enter_context(TestClient(create_app(runtime=rt), raise_server_exceptions=True))
         api: list[dict[str, Any]] = []

@@ -26,6 +26,7 @@ from harness.app import create_app
 from harness.database.connect import unit_of_work
 from harness.database.models import AuditEntry, Job, Run
 from harness.jobs.worker import drain
+from harness.providers.openai_client import OpenAIChatClient
 from harness.runs.state import TERMINAL, RunStatus
 from replay.gate import check
 from replay.store import GoldenStore
@@ -91,7 +92,7 @@ def test_backup_restore_then_verify_replay_and_resume(w: World, make_runtime: An
     restored_url = _backup_and_lose(w.rt.settings.database_url or "", tmp_path)
     w.rt.close()
 
-    rt = make_runtime(restored_url, providers=list(w.rt.providers))
+    rt = make_runtime(restored_url, providers=[_fresh_client(w)])
     assert _snapshot(rt) == before  # nothing lost, nothing changed
 
     env = base_env(rt.settings.data_dir, restored_url)
@@ -125,3 +126,8 @@ def test_golden_replay_passes_beside_the_drill(tmp_path: Path) -> None:
         shutil.copytree(ROOT / folder, tmp_path / folder)
     outcome = check(GoldenStore(tmp_path), ["happy_path_with_approval", "rejection"], ci=True)
     assert outcome.ok, [r.message for r in outcome.results]
+
+
+def _fresh_client(w: World) -> OpenAIChatClient:
+    """A new client on the same simulator: a runtime closes the clients it was given."""
+    return OpenAIChatClient(base_url=w.sim.base_url, api_key="sk-sim-test", timeout=10)

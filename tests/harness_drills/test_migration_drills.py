@@ -23,6 +23,7 @@ from harness.audit import verify_log
 from harness.database.connect import create_db_engine, unit_of_work
 from harness.database.migrate import alembic_config, head_revision, upgrade
 from harness.database.models import AuditEntry, Run
+from harness.providers.openai_client import OpenAIChatClient
 from harness.runs.state import RunStatus
 from tests.support.api import World, decision_body, world
 from tests.support.db import postgres_schema_url
@@ -163,7 +164,7 @@ def _serve_previous_head_database(
 
     upgrade(old_url)  # what `harness db upgrade` does on deploy
     assert _current(old_url) == head_revision()
-    rt = make_runtime(old_url, providers=list(w.rt.providers))
+    rt = make_runtime(old_url, providers=[_fresh_client(w)])
     assert _state(rt) == (runs, audit)
     assert verify_log(rt).ok
     with TestClient(create_app(runtime=rt), raise_server_exceptions=False) as client:
@@ -178,3 +179,8 @@ def _serve_previous_head_database(
         )
         assert decided.status_code == 200, decided.text
     rt.close()  # before the second database is dropped
+
+
+def _fresh_client(w: World) -> OpenAIChatClient:
+    """A new client on the same simulator: a runtime closes the clients it was given."""
+    return OpenAIChatClient(base_url=w.sim.base_url, api_key="sk-sim-test", timeout=10)

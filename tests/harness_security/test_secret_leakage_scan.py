@@ -54,6 +54,10 @@ SCENARIO_SYNTHETIC = {
         "5LJF3hBGZW3M4Fz6Hq2AK7EGHZbKoXi0d9TH4QgT",
     },
     "goldens/provider_failover_to_anthropic/scenario.yaml": {"wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"},
+    "goldens/secret_in_provider_error/scenario.yaml": {
+        "ghp_SyntheticTokenAbcdefghijklmnopqrstuvwxyz0123",
+        "ASIAQ3EXAMPLE7SYNTHX",
+    },
     "goldens/aws_key_variants_in_artifacts/scenario.yaml": {
         "ASIAY4SYNTHETIC0KEY1",
         "ABIAY4SYNTHETIC0KEY2",
