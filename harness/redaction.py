@@ -29,6 +29,7 @@ __all__ = [
     "redact",
     "redact_data",
     "redact_event",
+    "replace_findings",
     "scan_text",
 ]
 
@@ -119,20 +120,25 @@ def scan_text(text: str) -> list[str]:
     return list(dict.fromkeys(finding.type for finding in find_secrets(text)))
 
 
+def replace_findings(text: str, findings: list[SecretFinding], *, prefix: str = "[REDACTED:") -> str:
+    """``text`` with each finding's span replaced by ``<prefix><type>]`` (findings in order, disjoint)."""
+    parts: list[str] = []
+    cursor = 0
+    for finding in findings:
+        parts.append(text[cursor : finding.start])
+        parts.append(f"{prefix}{finding.type}]")
+        cursor = finding.end
+    parts.append(text[cursor:])
+    return "".join(parts)
+
+
 def redact(text: str) -> str:
     """``text`` with every secret replaced by ``[REDACTED:<type>]``; idempotent, deterministic."""
     for _ in range(_MAX_PASSES):
         findings = find_secrets(text)
         if not findings:
             return text
-        parts: list[str] = []
-        cursor = 0
-        for finding in findings:
-            parts.append(text[cursor : finding.start])
-            parts.append(f"[REDACTED:{finding.type}]")
-            cursor = finding.end
-        parts.append(text[cursor:])
-        text = "".join(parts)
+        text = replace_findings(text, findings)
     return text
 
 

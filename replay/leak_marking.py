@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.redaction import find_secrets, redact
+from harness.redaction import find_secrets, redact, replace_findings
 
 __all__ = ["LEAK_MARKER_PREFIX", "mark_leaks"]
 
@@ -23,15 +23,8 @@ def _mark_text(text: str) -> str:
     findings = find_secrets(text)
     if not findings:
         return text
-    parts: list[str] = []
-    cursor = 0
-    for finding in findings:
-        parts.append(text[cursor : finding.start])
-        parts.append(f"{LEAK_MARKER_PREFIX}{finding.type}]")
-        cursor = finding.end
-    parts.append(text[cursor:])
     # whatever a marker brings into a rule's reach is still redacted, never left raw
-    return redact("".join(parts))
+    return redact(replace_findings(text, findings, prefix=LEAK_MARKER_PREFIX))
 
 
 def mark_leaks(value: Any) -> Any:

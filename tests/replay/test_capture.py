@@ -21,6 +21,7 @@ from replay.gate import check
 from replay.results import ScenarioStatus
 from replay.scenario import load_scenario
 from replay.store import GoldenStore
+from tests.support.goldens import scratch_project
 
 pytestmark = [pytest.mark.tier1, pytest.mark.timeout(300)]  # a recorded run, then capture + review
 
@@ -69,14 +70,7 @@ def journey_db(tmp_path: Path) -> tuple[str, Path, str]:
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    root = tmp_path / "project"
-    (root / "goldens").mkdir(parents=True)
-    for item in (ROOT / "goldens").iterdir():
-        if item.is_file():
-            shutil.copy2(item, root / "goldens" / item.name)
-    shutil.copytree(ROOT / "goldens" / "keys", root / "goldens" / "keys")
-    (root / "cassettes").mkdir()
-    return root
+    return scratch_project(tmp_path / "project")
 
 
 def test_capture_round_trip(

@@ -14,6 +14,7 @@ from replay.gate import Unreferenced, check
 from replay.results import ScenarioStatus
 from replay.signing import append_approval, sign_golden
 from replay.store import GoldenStore
+from tests.support.goldens import scratch_project
 
 pytestmark = [pytest.mark.tier1]
 
@@ -24,15 +25,7 @@ NAME = "rejection"  # one provider call: cheap to replay
 @pytest.fixture
 def project(tmp_path: Path) -> GoldenStore:
     """A project holding only one golden (plus keys and trust policy), so a full check is quick."""
-    (tmp_path / "goldens").mkdir()
-    for item in (ROOT / "goldens").iterdir():
-        if item.is_file():
-            shutil.copy2(item, tmp_path / "goldens" / item.name)
-    shutil.copytree(ROOT / "goldens" / "keys", tmp_path / "goldens" / "keys")
-    shutil.copytree(ROOT / "goldens" / NAME, tmp_path / "goldens" / NAME)
-    (tmp_path / "cassettes").mkdir()
-    shutil.copy2(ROOT / "cassettes" / f"{NAME}.yaml", tmp_path / "cassettes" / f"{NAME}.yaml")
-    return GoldenStore(tmp_path)
+    return GoldenStore(scratch_project(tmp_path, NAME))
 
 
 def _gate_problems(outcome: object) -> str:

@@ -15,6 +15,7 @@ from replay.html_page import word_diff
 from replay.pr_summary import MAX_COMMENT_CHARS, cap_markdown
 from replay.report import render_markdown
 from replay.results import DiffClass, Difference, ScenarioResult, ScenarioStatus, TraceDiff
+from tests.support.goldens import scratch_project
 
 pytestmark = [pytest.mark.tier1]
 
@@ -64,16 +65,7 @@ def test_markdown_summary_stays_under_the_comment_limit() -> None:
 @pytest.fixture(scope="module")
 def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, object]]:
     """A check over two goldens, one with a changed approval reason, written as HTML and JSON."""
-    root = tmp_path_factory.mktemp("project")
-    (root / "goldens").mkdir()
-    for item in (ROOT / "goldens").iterdir():
-        if item.is_file():
-            shutil.copy2(item, root / "goldens" / item.name)
-    shutil.copytree(ROOT / "goldens" / "keys", root / "goldens" / "keys")
-    (root / "cassettes").mkdir()
-    for name in (NAME, "bad_requests"):
-        shutil.copytree(ROOT / "goldens" / name, root / "goldens" / name)
-        shutil.copy2(ROOT / "cassettes" / f"{name}.yaml", root / "cassettes" / f"{name}.yaml")
+    root = scratch_project(tmp_path_factory.mktemp("project"), NAME, "bad_requests")
     scenario = root / "goldens" / NAME / "scenario.yaml"
     text = scenario.read_text()
     # A changed task (the prompt differs word by word) and a changed approval reason.

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.support.goldens import scratch_project
 
 pytestmark = [pytest.mark.tier1, pytest.mark.timeout(300)]  # several real record/replay runs each
 
@@ -22,15 +23,7 @@ NAME = "rejection"  # one provider call: the cheapest full review cycle
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    (tmp_path / "goldens").mkdir()
-    for item in (ROOT / "goldens").iterdir():
-        if item.is_file():
-            shutil.copy2(item, tmp_path / "goldens" / item.name)
-    shutil.copytree(ROOT / "goldens" / "keys", tmp_path / "goldens" / "keys")
-    shutil.copytree(ROOT / "goldens" / NAME, tmp_path / "goldens" / NAME)
-    (tmp_path / "cassettes").mkdir()
-    shutil.copy2(ROOT / "cassettes" / f"{NAME}.yaml", tmp_path / "cassettes" / f"{NAME}.yaml")
-    return tmp_path
+    return scratch_project(tmp_path, NAME)
 
 
 def run(project: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:

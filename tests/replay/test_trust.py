@@ -23,6 +23,7 @@ from replay.trust import (
     verify_scenario,
     verify_under_policy,
 )
+from tests.support.goldens import scratch_project
 
 pytestmark = [pytest.mark.tier1, pytest.mark.security]
 
@@ -36,15 +37,7 @@ AT = "2026-02-01T09:00:00Z"
 @pytest.fixture
 def project(tmp_path: Path) -> GoldenStore:
     """One shipped golden, its cassette, the keys and the policy (verify needs no replay)."""
-    (tmp_path / "goldens").mkdir()
-    for item in (ROOT / "goldens").iterdir():
-        if item.is_file():
-            shutil.copy2(item, tmp_path / "goldens" / item.name)
-    shutil.copytree(ROOT / "goldens" / "keys", tmp_path / "goldens" / "keys")
-    shutil.copytree(ROOT / "goldens" / NAME, tmp_path / "goldens" / NAME)
-    (tmp_path / "cassettes").mkdir()
-    shutil.copy2(ROOT / "cassettes" / f"{NAME}.yaml", tmp_path / "cassettes" / f"{NAME}.yaml")
-    return GoldenStore(tmp_path)
+    return GoldenStore(scratch_project(tmp_path, NAME))
 
 
 def cli(store: GoldenStore, *args: str, key: Path = DEMO_KEY) -> subprocess.CompletedProcess[str]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
 from typing import Any
 
 from harness.canonical import dumps_canonical
@@ -34,3 +36,19 @@ def trace_bytes(entries: list[dict[str, Any]], *, final: str = "SUCCEEDED") -> b
     return dumps_canonical(
         {"format_version": 1, "audit": entries, "final": {"runs": {"run_0": final}}}
     ).encode()
+
+
+def scratch_project(dest: Path, *names: str) -> Path:
+    """A project under ``dest`` with the shipped keys, trust policy and the goldens ``names``
+    (each with its cassette): small enough that a full check or verify is quick."""
+    source = Path(__file__).resolve().parents[2]
+    (dest / "goldens").mkdir(parents=True)
+    (dest / "cassettes").mkdir()
+    for item in (source / "goldens").iterdir():
+        if item.is_file():  # README, TRUST.yaml, TRUST.dsse.json
+            shutil.copy2(item, dest / "goldens" / item.name)
+    shutil.copytree(source / "goldens" / "keys", dest / "goldens" / "keys")
+    for name in names:
+        shutil.copytree(source / "goldens" / name, dest / "goldens" / name)
+        shutil.copy2(source / "cassettes" / f"{name}.yaml", dest / "cassettes" / f"{name}.yaml")
+    return dest
